@@ -1,0 +1,29 @@
+"""Shared plumbing of the command-line scripts: one-line errors and non-zero exits instead of tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+from ned_outlier.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
+    """Run `main(argv)`; a UserError prints `error: <message>` on stderr and returns exit code 2.
+
+    Anything else is a bug in this project and keeps its traceback.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never hang on model-hub retries: nothing is downloaded here
+    try:
+        main(argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

@@ -1,0 +1,94 @@
+"""YAML configs read into frozen dataclasses, with unknown or mistyped keys rejected in one clear line.
+
+    cfg = load_config("configs/reconstruct/default.yaml", ReconstructionConfig)
+    cfg = replace_fields(cfg, {"tracker.detect_every": 1})   # command-line overrides, same checks
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from ned_outlier.errors import UserError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
+    """Build dataclass `cls` from `data`; nested dataclass fields come from nested mappings."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (valid keys: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = from_dict(kind, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _check_type(value, kind, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{where}: {error}") from None
+
+
+def _check_type(value: Any, kind: Any, where: str) -> Any:
+    """Accept `value` for annotation `kind` (ints for floats; lists for tuples), else a UserError."""
+    origin = typing.get_origin(kind)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for option in typing.get_args(kind):
+            try:
+                return _check_type(value, option, where)
+            except UserError:
+                continue
+        raise UserError(f"{where}: {value!r} is not a valid {kind}")
+    plain = origin or kind
+    if kind is type(None):
+        if value is None:
+            return None
+        raise UserError(f"{where}: expected null, got {value!r}")
+    if isinstance(plain, type) and not isinstance(value, plain) or (plain is not bool and isinstance(value, bool)):
+        raise UserError(f"{where}: expected {getattr(plain, '__name__', plain)}, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path, cls: type[T]) -> T:
+    """Read YAML file `path` into dataclass `cls`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return from_dict(cls, data, str(path))
+
+
+def replace_fields(config: T, overrides: dict[str, Any]) -> T:
+    """Return `config` with dotted-path overrides applied, e.g. {"tracker.detect_every": 1}."""
+    data = dataclasses.asdict(config)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return from_dict(type(config), data, "override")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (for saving beside outputs)."""
+    return dataclasses.asdict(config)
