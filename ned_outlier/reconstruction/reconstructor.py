@@ -1,0 +1,155 @@
+"""Video -> FaceParams with the offline default backend `mediapipe-au`.
+
+Two streaming passes over the video, so memory does not grow with the number of frames beyond the per-frame
+parameters themselves (about 12 KB a frame):
+  1. detect and track faces (MTCNN on every k-th frame, median-smoothed boxes; `ned_outlier.face`);
+  2. crop the chosen face, run the MediaPipe mesh on the crop, map the landmarks back to frame pixels.
+Then, on the landmarks alone: estimate the subject's neutral mesh and fit AUs + pose to every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from tqdm import tqdm
+
+from ned_outlier.errors import UserError
+from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, invert_affine, warp_to_crop
+from ned_outlier.face.detector import DetectorConfig, FaceDetector
+from ned_outlier.face.tracker import TrackerConfig, select_track, track_faces
+from ned_outlier.io.video import VideoReader
+from ned_outlier.reconstruction.au_model import AUMeshModel
+from ned_outlier.reconstruction.fit import FLIP, AUFitter, FitConfig
+from ned_outlier.reconstruction.identity import IdentityConfig, estimate_neutral, fit_sequence
+from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
+from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
+from ned_outlier.reconstruction.params import FaceParams, VideoMeta
+from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Every setting of `reconstruct`; read from YAML (configs/reconstruct/*.yaml) with `load_config`.
+
+    smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (0 = off).
+    """
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    smooth_sigma: float = 0.0
+
+
+def extract_landmarks(
+    reader: VideoReader, crops: np.ndarray, present: np.ndarray, crop_size: int, config: MeshConfig, progress: bool
+) -> np.ndarray:
+    """Pass 2: crop matrices (T, 2, 3) and presence (T,) -> (T, 478, 3) landmarks in frame pixels, NaN if not found."""
+    landmarks = np.full((len(present), 478, 3), np.nan, dtype=np.float32)
+    to_frame = invert_affine(crops)
+    with MeshLandmarker(config) as mesh:
+        tracking = False
+        for index, frame in enumerate(tqdm(reader, total=len(present), desc="face mesh", disable=not progress)):
+            points = mesh(warp_to_crop(frame, crops[index], crop_size)) if present[index] else None
+            if points is None:
+                if tracking:
+                    mesh.reset()  # the face was lost: detect afresh rather than track from a stale frame
+                tracking = False
+                continue
+            tracking = True
+            crop_scale = np.hypot(*crops[index, 0, :2])
+            landmarks[index, :, :2] = apply_affine(to_frame[index], points[:, :2])
+            landmarks[index, :, 2] = points[:, 2] / crop_scale
+    return landmarks
+
+
+def fit_landmarks(landmarks: np.ndarray, model: AUMeshModel, config: ReconstructionConfig, progress: bool) -> dict:
+    """(T, 478, 3) landmarks (NaN rows = no face) -> per-frame arrays of FaceParams (NaN where no face)."""
+    found = ~np.isnan(landmarks[:, 0, 0])
+    neutral = estimate_neutral(model, landmarks[found], config.fit, config.identity)
+    fitter = AUFitter(model.with_mean(neutral), config.fit)
+    frames = len(landmarks)
+    out = {
+        "aus": np.full((frames, model.n_aus), np.nan),
+        "rotation": np.full((frames, 3, 3), np.nan),
+        "scale": np.full(frames, np.nan),
+        "translation": np.full((frames, 3), np.nan),
+    }
+    for segment in tqdm(_segments(found), desc="fit", disable=not progress):
+        for index, result in zip(segment, fit_sequence(fitter, landmarks[segment])):
+            out["aus"][index] = result.aus
+            out["rotation"][index] = result.pose.head_rotation
+            out["scale"][index] = result.pose.scale
+            out["translation"][index] = result.pose.translation
+    if config.smooth_sigma > 0:
+        _smooth_in_place(out, found, config.smooth_sigma)
+    out["vertices"] = pose_vertices(fitter.model, out["aus"], out["rotation"], out["scale"], out["translation"])
+    interocular = np.linalg.norm(landmarks[:, OUTER_EYE_CORNERS[0]] - landmarks[:, OUTER_EYE_CORNERS[1]], axis=-1)
+    rms = np.sqrt(((out["vertices"] - landmarks) ** 2).sum(-1).mean(-1))
+    out["fit_error"] = rms / interocular
+    out["identity"] = neutral
+    return out
+
+
+def pose_vertices(model: AUMeshModel, aus: np.ndarray, rotation: np.ndarray, scale: np.ndarray,
+                  translation: np.ndarray) -> np.ndarray:
+    """Mesh in frame pixels: aus (T, 20), R_head (T, 3, 3), scale (T,), translation (T, 3) -> (T, V, 3)."""
+    rotation_img = FLIP @ rotation
+    return scale[:, None, None] * np.einsum("tij,tvj->tvi", rotation_img, model.vertices(aus)) + translation[:, None]
+
+
+def _segments(found: np.ndarray) -> list[np.ndarray]:
+    """Runs of consecutive True frames, as index arrays."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
+    return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
+
+
+def _smooth_in_place(out: dict, found: np.ndarray, sigma: float) -> None:
+    """Gaussian-smooth codes and pose along time within each run of found frames; rotations re-orthonormalised."""
+    for segment in _segments(found):
+        for key in ("aus", "scale", "translation", "rotation"):
+            out[key][segment] = gaussian_filter1d(out[key][segment], sigma, axis=0, mode="nearest")
+        u, _, vt = np.linalg.svd(out["rotation"][segment])
+        out["rotation"][segment] = u @ vt
+
+
+def reconstruct(
+    video: str | Path, config: ReconstructionConfig = ReconstructionConfig(), face: str | int = "largest",
+    progress: bool = True
+) -> FaceParams:
+    """Reconstruct one tracked face of `video` (the largest by default, or a track id) in every frame."""
+    reader = VideoReader(video)
+    info = reader.info
+    model, schema = mediapipe_au_model()
+    with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
+        tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
+    track = select_track(tracking, face)
+    crops = crop_matrices(track.boxes, config.crop)
+    landmarks = extract_landmarks(reader, crops, track.present, config.crop.size, config.mesh, progress)
+    found = ~np.isnan(landmarks[:, 0, 0])
+    if not found.any():
+        raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
+    fitted = fit_landmarks(landmarks, model, config, progress)
+    mouth = [model.au_names.index(n) for n in schema.mouth_names]
+    expression = [model.au_names.index(n) for n in schema.expression_names]
+    return FaceParams(
+        schema=schema,
+        video=VideoMeta(str(video), info.width, info.height, info.fps.numerator, info.fps.denominator,
+                        tracking.frame_count),
+        track_id=track.track_id,
+        identity=fitted["identity"].astype(np.float32),
+        face_found=found,
+        crop_matrix=crops,
+        rotation=fitted["rotation"].astype(np.float32),
+        scale=fitted["scale"].astype(np.float32),
+        translation=fitted["translation"].astype(np.float32),
+        expression=fitted["aus"][:, expression].astype(np.float32),
+        mouth=fitted["aus"][:, mouth].astype(np.float32),
+        vertices=fitted["vertices"].astype(np.float32),
+        landmarks=landmarks,
+        fit_error=fitted["fit_error"].astype(np.float32),
+    )

