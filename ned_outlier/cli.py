@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Callable, Sequence
@@ -18,6 +19,8 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     Anything else is a bug in this project and keeps its traceback.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never hang on model-hub retries: nothing is downloaded here
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         main(argv)
     except UserError as error:

@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ffmpeg() -> Callable[..., Path]:
     """`ffmpeg(output, *args)` runs ffmpeg with `args` writing `output` and returns it; fails the test on error."""
 

@@ -22,6 +22,9 @@ import numpy as np
 
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output, ensure_not_input
+from ned_outlier.io.prefetch import prefetch
+
+PREFETCH_FRAMES = 4  # decoded frames held ahead of the consumer
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,11 @@ class VideoReader:
             self.info = _probe(container, self.path)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Yield C-contiguous RGB uint8 frames of shape (info.height, info.width, 3); any pixel format is converted."""
+        """Yield C-contiguous RGB uint8 frames of shape (info.height, info.width, 3); any pixel format is converted.
+        Decoding runs in a background thread a few frames ahead."""
+        return prefetch(self._frames(), depth=PREFETCH_FRAMES)
+
+    def _frames(self) -> Iterator[np.ndarray]:
         with _open(self.path) as container:
             for frame in _decode(container, self.path):
                 yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
@@ -177,6 +184,7 @@ class VideoWriter:
             ensure_not_input(self.path, audio_from)
             if _has_audio(Path(audio_from)):
                 self._audio_from = Path(audio_from)
+        self._fps = Fraction(fps)
         self._frames_written = 0
         self._closed = False
         with ExitStack() as cleanup:  # undoes everything at once if a step below fails
@@ -187,7 +195,7 @@ class VideoWriter:
                 cleanup.callback(self._video.unlink, missing_ok=True)
             self._stderr = cleanup.enter_context(tempfile.TemporaryFile())  # a file, not a pipe: cannot fill up
             self._process = subprocess.Popen(
-                self._encode_command(Fraction(fps), width, height, crf, preset),
+                self._encode_command(self._fps, width, height, crf, preset),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
@@ -259,7 +267,10 @@ class VideoWriter:
                     imageio_ffmpeg.get_ffmpeg_exe(),
                     *("-hide_banner", "-loglevel", "error", "-nostdin", "-y"),
                     *("-i", str(self._video), "-i", str(self._audio_from)),
-                    *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec, "-shortest"),
+                    *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec),
+                    # Cut the audio at the video's end; never `-shortest`, which drops video frames when the audio
+                    # is the shorter stream.
+                    *("-t", f"{float(self._frames_written / self._fps):.6f}"),
                     str(self._output),
                 ],
                 stdout=subprocess.DEVNULL,

@@ -99,6 +99,36 @@ def umeyama(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> Simi
     return Similarity(scale, rotation, mu_t - scale * rotation @ mu_s)
 
 
+def box_qp(hessian: np.ndarray, gradient: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """argmin_d 1/2 d^T H d - g^T d subject to lower <= d <= upper, for symmetric positive-definite H (n, n).
+
+    Primal active-set method: variables leave the free set when their unconstrained value crosses a bound and
+    return when the KKT multiplier says the bound is no longer binding. Exact at convergence (a handful of
+    n x n solves here), with scipy's BVLS as the fallback should it cycle.
+    """
+    n = len(gradient)
+    at_bound = np.zeros(n, dtype=bool)
+    step = np.clip(np.zeros(n), lower, upper)
+    for _ in range(3 * n):
+        free = ~at_bound
+        step[free] = np.linalg.solve(
+            hessian[np.ix_(free, free)], gradient[free] - hessian[np.ix_(free, at_bound)] @ step[at_bound]
+        )
+        outside = free & ((step < lower) | (step > upper))
+        if outside.any():
+            step[outside] = np.clip(step[outside], lower[outside], upper[outside])
+            at_bound |= outside
+            continue
+        pull = gradient - hessian @ step  # > 0: the objective would fall by increasing that variable
+        wrong = at_bound & (((step <= lower) & (pull > 1e-12)) | ((step >= upper) & (pull < -1e-12)))
+        if not wrong.any():
+            return step
+        at_bound[np.argmax(np.abs(pull) * wrong)] = False
+    lower_factor = np.linalg.cholesky(hessian)
+    rhs = np.linalg.solve(lower_factor, gradient)
+    return lsq_linear(lower_factor.T, rhs, bounds=(lower, upper), method="bvls").x
+
+
 def _skew(points: np.ndarray) -> np.ndarray:
     """(N, 3) -> (N, 3, 3) cross-product matrices [p]x."""
     x, y, z = points.T
@@ -148,13 +178,11 @@ class AUFitter:
         return Similarity(s + step[3], new_rotation, pose.translation + step[4:7]), new_aus
 
     def _bounded_step(self, normal: np.ndarray, gradient: np.ndarray, aus: np.ndarray) -> np.ndarray:
-        """argmin 1/2 d^T N d - g^T d with aus + d_aus in [0, max_au], as least squares on N's Cholesky factor."""
-        lower = np.linalg.cholesky(normal)
+        """The Gauss-Newton step with aus + d_aus kept in [0, max_au]."""
         lo = np.full(len(gradient), -np.inf)
         hi = np.full(len(gradient), np.inf)
-        lo[7:], hi[7:] = -aus, self.config.max_au - aus
-        rhs = np.linalg.solve(lower, gradient)
-        return lsq_linear(lower.T, rhs, bounds=(lo, hi), method="bvls").x
+        lo[N_POSE:], hi[N_POSE:] = -aus, self.config.max_au - aus
+        return box_qp(normal, gradient, lo, hi)
 
     def fit(self, landmarks: np.ndarray, initial_aus: np.ndarray | None = None) -> FitResult:
         """landmarks (478, 3) image space -> FitResult; `initial_aus` (20,) warm-starts from a previous frame."""

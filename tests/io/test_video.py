@@ -118,7 +118,8 @@ def test_audio_is_muxed_and_cut_to_the_video(tmp_path, testsrc):
     assert sorted(tmp_path.iterdir()) == [path, source]  # the video-only scratch file is gone
     info = VideoReader(path).info
     assert info.has_audio and info.frame_count == 25
-    assert info.duration_s - 0.1 < audio_duration_s(path) <= info.duration_s
+    # Stream copy cuts audio at packet granularity: at most one AAC frame (1024 samples at 44.1 kHz) past the video.
+    assert info.duration_s - 0.1 < audio_duration_s(path) <= info.duration_s + 1024 / 44100 + 1e-6
 
 
 def test_audio_that_mp4_cannot_hold_is_reencoded(tmp_path, ffmpeg):
@@ -319,3 +320,16 @@ def test_pexels_clip():
         assert frame.shape == (360, 640, 3) and frame.dtype == np.uint8
         count += 1
     assert count == 472
+
+
+def test_audio_shorter_than_the_video_drops_no_frame(tmp_path, testsrc):
+    """The mux cuts audio at the video's end but never cuts the video at the audio's end."""
+    source = testsrc(tmp_path / "src.mp4", "-shortest", "-c:a", "aac", size="64x48", rate="25", seconds=2, audio=True)
+    short_audio = testsrc(tmp_path / "short_audio.m4a", "-vn", "-c:a", "aac", seconds=0.5, audio=True)
+    frames = list(VideoReader(source))
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, Fraction(25), 64, 48, audio_from=short_audio) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert len(list(VideoReader(out))) == len(frames) == 50
+    assert VideoReader(out).info.has_audio

@@ -112,3 +112,27 @@ def test_inner_lip_opening_is_mean_pair_distance():
     vertices[13] = [0, 0, 0]
     vertices[14] = [0, 9, 0]  # one pair 9 apart, the other 8 pairs closed
     assert inner_lip_opening(vertices) == pytest.approx(1.0)
+
+
+def test_box_qp_matches_scipy_bvls():
+    """The active-set solver used in every bounded step reaches the same optimum as scipy's BVLS."""
+    from scipy.optimize import lsq_linear
+
+    from ned_outlier.reconstruction.fit import box_qp
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = 27
+        a = rng.normal(size=(60, n))
+        hessian = a.T @ a + 0.1 * np.eye(n)
+        gradient = rng.normal(size=n) * 10
+        lower = np.full(n, -np.inf)
+        upper = np.full(n, np.inf)
+        lower[7:], upper[7:] = -rng.uniform(0, 1, n - 7), rng.uniform(0, 1, n - 7)
+        ours = box_qp(hessian, gradient, lower, upper)
+        factor = np.linalg.cholesky(hessian)
+        reference = lsq_linear(factor.T, np.linalg.solve(factor, gradient), bounds=(lower, upper), method="bvls").x
+        objective = lambda d: 0.5 * d @ hessian @ d - gradient @ d  # noqa: E731
+        assert np.all(ours >= lower - 1e-12) and np.all(ours <= upper + 1e-12)
+        assert objective(ours) <= objective(reference) + 1e-8
+        np.testing.assert_allclose(ours, reference, atol=1e-6)

@@ -1,0 +1,182 @@
+"""scripts/reconstruct.py as a user runs it: outputs on a real clip, and a one-line error for each bad input."""
+
+import csv
+import importlib.util
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ned_outlier.assets import asset_path
+from ned_outlier.cli import run_cli
+from ned_outlier.io.video import VideoReader
+from ned_outlier.reconstruction.params import FaceParams
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "reconstruct.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reconstruct_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script()
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory, ffmpeg):
+    """The first 36 frames of the Pexels clip, with its audio."""
+    out = tmp_path_factory.mktemp("clip") / "short.mp4"
+    return ffmpeg(out, "-i", str(asset_path("pexels_video")), "-frames:v", "36", "-c:v", "libx264", "-c:a", "aac")
+
+
+def run(script, capfd, *argv):
+    """Run the script's main in-process; returns (exit code, stderr)."""
+    code = run_cli(script.main, [str(a) for a in argv])
+    return code, capfd.readouterr().err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_writes_params_csv_and_preview(script, capfd, short_clip, tmp_path):
+    code, err = run(script, capfd, short_clip, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    params = FaceParams.load(tmp_path / "out" / "params.npz")
+    assert params.num_frames == 36 and params.face_found.all()
+    rows = list(csv.DictReader(open(tmp_path / "out" / "params.csv")))
+    assert len(rows) == 36 and {"AU12", "AU26", "pitch", "yaw", "roll"} <= set(rows[0])
+    assert float(rows[0]["AU26"]) == pytest.approx(float(params.mouth[0, params.schema.mouth_names.index("AU26")]),
+                                                   abs=1e-4)
+    preview = VideoReader(tmp_path / "out" / "preview.mp4")
+    source = VideoReader(short_clip).info
+    assert (preview.info.width, preview.info.height, preview.info.fps) == (source.width, source.height, source.fps)
+    assert preview.info.has_audio
+    frames = list(preview)
+    assert len(frames) == 36
+    original = next(iter(VideoReader(short_clip)))
+    assert np.abs(frames[0].astype(int) - original).mean() > 0.5  # the mesh is drawn
+
+
+def test_entry_point_prints_no_traceback(tmp_path):
+    """The real command line, in a fresh interpreter."""
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing.mp4"), "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert_one_line_error(result.returncode, result.stderr, "missing.mp4", "no such file")
+
+
+def test_help_explains_every_flag():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--out", "--config", "--face", "--detect-every", "--smooth", "--no-preview"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        (lambda d, ff: d / "missing.mp4", ["no such file"]),
+        (lambda d, ff: (d / "notes.mp4").write_text("not a video") and d / "notes.mp4", ["not a readable media file"]),
+        (lambda d, ff: ff(d / "sound.m4a", "-f", "lavfi", "-i", "sine", "-t", "1"), ["has no video stream"]),
+        (
+            lambda d, ff: ff(d / "empty.mp4", "-f", "lavfi", "-i", "testsrc", "-frames:v", "0",
+                             "-movflags", "frag_keyframe+empty_moov"),
+            ["contains no video frames"],
+        ),
+    ],
+    ids=["missing", "text-file", "audio-only", "zero-frames"],
+)
+def test_bad_files(script, capfd, tmp_path, ffmpeg, make, fragments):
+    code, err = run(script, capfd, make(tmp_path, ffmpeg), "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "out" / "params.npz").exists()
+
+
+def test_truncated_file(script, capfd, short_clip, tmp_path):
+    data = short_clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    code, err = run(script, capfd, cut, "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, "cut.mp4")
+
+
+def test_no_face_anywhere(script, capfd, tmp_path):
+    code, err = run(script, capfd, asset_path("no_face_video"), "--out", tmp_path, "--quiet")
+    assert_one_line_error(code, err, "no face found")
+
+
+def test_bad_config_key(script, capfd, short_clip, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("tracker:\n  detect_evry: 3\n")
+    code, err = run(script, capfd, short_clip, "--out", tmp_path, "--config", config, "--quiet")
+    assert_one_line_error(code, err, "unknown key 'detect_evry'", "detect_every")
+
+
+def test_face_lost_for_some_frames_is_flagged_and_passed_through(script, capfd, tmp_path):
+    code, err = run(script, capfd, asset_path("face_noface_video"), "--out", tmp_path, "--quiet")
+    assert code == 0, err
+    params = FaceParams.load(tmp_path / "params.npz")
+    found = params.face_found
+    assert 20 < found.sum() < len(found) - 20  # the face is there for a while, then gone
+    assert np.isnan(params.expression[~found]).all() and np.isfinite(params.expression[found]).all()
+    preview = list(VideoReader(tmp_path / "preview.mp4"))
+    source = list(VideoReader(asset_path("face_noface_video")))
+    assert len(preview) == len(source) == params.num_frames
+    lost = int(np.flatnonzero(~found)[-1])
+    assert np.abs(preview[lost].astype(int) - source[lost]).mean() < 3  # passed through, only re-encoded
+
+
+def test_several_faces_are_tracked_and_selectable(script, capfd, caplog, tmp_path, ffmpeg):
+    group = ffmpeg(tmp_path / "group.mp4", "-loop", "1", "-framerate", "10", "-i", str(asset_path("multi_face_image")),
+                   "-t", "1.5", "-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-pix_fmt", "yuv420p")
+    with caplog.at_level(logging.INFO):
+        code, err = run(script, capfd, group, "--out", tmp_path / "largest", "--quiet", "--no-preview")
+    assert code == 0, err
+    assert "5 faces tracked" in caplog.text
+    largest = FaceParams.load(tmp_path / "largest" / "params.npz")
+    other_id = 3 if largest.track_id != 3 else 2
+    code, err = run(script, capfd, group, "--out", tmp_path / "other", "--face", other_id, "--quiet", "--no-preview")
+    assert code == 0, err
+    other = FaceParams.load(tmp_path / "other" / "params.npz")
+    assert other.track_id == other_id
+    assert np.abs(np.nanmean(other.translation[:, :2] - largest.translation[:, :2], axis=0)).max() > 20
+    code, err = run(script, capfd, group, "--out", tmp_path / "x", "--face", 9, "--quiet")
+    assert_one_line_error(code, err, "9")
+
+
+def test_grayscale_odd_size_and_non_ascii_path(script, capfd, short_clip, tmp_path, ffmpeg):
+    folder = tmp_path / "vidéos ü 名"
+    folder.mkdir()
+    gray = ffmpeg(folder / "gris é.mkv", "-i", str(short_clip), "-vf", "scale=321:181,format=gray", "-c:v", "ffv1")
+    code, err = run(script, capfd, gray, "--out", folder / "sortie", "--quiet")
+    assert code == 0, err
+    params = FaceParams.load(folder / "sortie" / "params.npz")
+    assert params.face_found.mean() > 0.9
+    preview = VideoReader(folder / "sortie" / "preview.mp4").info
+    assert (preview.width, preview.height) == (321, 181)
+
+
+def test_never_writes_over_the_input(script, capfd, short_clip, tmp_path):
+    """--out pointing at the input's folder writes beside it and leaves the input untouched."""
+    clip = tmp_path / "preview.mp4"  # named like an output on purpose
+    shutil.copy(short_clip, clip)
+    before = clip.read_bytes()
+    code, err = run(script, capfd, clip, "--out", tmp_path, "--quiet")
+    assert_one_line_error(code, err, "preview.mp4")
+    assert clip.read_bytes() == before
