@@ -26,13 +26,15 @@ def mesh_edges() -> np.ndarray:
     return np.unique(np.sort(edges, axis=1), axis=0)
 
 
-def draw_mesh(frame: np.ndarray, vertices: np.ndarray, colour: tuple[int, int, int] = MESH_COLOUR) -> np.ndarray:
-    """Copy of frame (H, W, 3) with the mesh of vertices (V, 2+) in frame pixels drawn as thin lines."""
+def draw_mesh(
+    frame: np.ndarray, vertices: np.ndarray, colour: tuple[int, int, int] = MESH_COLOUR, opacity: float = 0.55
+) -> np.ndarray:
+    """Copy of frame (H, W, 3) with the mesh of vertices (V, 2+) in frame pixels drawn as thin translucent lines."""
     canvas = frame.copy()
     points = np.round(vertices[:, :2] * 16).astype(np.int32)  # 4 fractional bits: sub-pixel anti-aliased lines
     lines = points[mesh_edges()]
     cv2.polylines(canvas, list(lines), isClosed=False, color=colour, thickness=1, lineType=cv2.LINE_AA, shift=4)
-    return canvas
+    return cv2.addWeighted(canvas, opacity, frame, 1.0 - opacity, 0.0)
 
 
 def write_mesh_preview(video: str | Path, params: FaceParams, out: str | Path, progress: bool = True) -> Path:

@@ -39,15 +39,23 @@ def _import_face_mesh():
 
 @contextmanager
 def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: MediaPipe's C++ graph prints TFLite/absl start-up notices from its own
-    threads on the first frames after each (re)start, which no logging setting reaches."""
+    """Send file descriptor 2 to /dev/null while Python's own sys.stderr keeps writing to the real stderr.
+
+    MediaPipe's C++ graph threads print TFLite/absl start-up notices straight to fd 2, at moments no logging setting
+    reaches; progress bars, warnings and errors from Python still show.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="replace")
     try:
         os.dup2(devnull, 2)
         yield
     finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
@@ -56,15 +64,16 @@ def _native_stderr_silenced():
 class MeshLandmarker:
     """Face mesh on a sequence of crops of one tracked face (tracking mode: each frame starts from the last).
 
-    Call `reset()` when the sequence is interrupted (the face was absent), so MediaPipe detects afresh.
+    Use as a context manager (`with MeshLandmarker() as mesh: points = mesh(crop)`); while open, MediaPipe's native
+    start-up notices are kept off the terminal. Call `reset()` when the sequence is interrupted (the face was
+    absent), so MediaPipe detects afresh.
     """
 
     def __init__(self, config: MeshConfig = MeshConfig()):
         self.config = config
         self._face_mesh_module = _import_face_mesh()
         self._mesh = None
-        self._quiet_frames = 0
-        self.reset()
+        self._quiet = None
 
     def reset(self) -> None:
         self.close()
@@ -75,18 +84,14 @@ class MeshLandmarker:
             min_detection_confidence=self.config.min_detection_confidence,
             min_tracking_confidence=self.config.min_tracking_confidence,
         )
-        self._quiet_frames = 3  # the notices come from graph threads during the first calls, not only the first
 
     def __call__(self, crop: np.ndarray) -> np.ndarray | None:
         """crop (S, S, 3) RGB uint8 -> (478, 3) float32 landmarks in crop pixels (x right, y down, z away from the
         camera, same pixel scale), or None when no face is found."""
+        if self._mesh is None:
+            raise RuntimeError("MeshLandmarker is used as a context manager: `with MeshLandmarker() as mesh: ...`")
         height, width = crop.shape[:2]
-        if self._quiet_frames:
-            with _native_stderr_silenced():
-                result = self._mesh.process(np.ascontiguousarray(crop))
-            self._quiet_frames -= 1
-        else:
-            result = self._mesh.process(np.ascontiguousarray(crop))
+        result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
         points = result.multi_face_landmarks[0].landmark
@@ -100,7 +105,14 @@ class MeshLandmarker:
             self._mesh = None
 
     def __enter__(self) -> "MeshLandmarker":
+        self._quiet = _native_stderr_silenced()
+        self._quiet.__enter__()
+        self.reset()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            self._quiet.__exit__(*exc)
+            self._quiet = None
