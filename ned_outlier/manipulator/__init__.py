@@ -1,0 +1,1 @@
+"""Manipulators: rewrite a FaceParams sequence's expression code toward a target emotion or a reference style."""

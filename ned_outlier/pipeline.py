@@ -1,0 +1,181 @@
+"""The editing path: video -> FaceParams -> target codes -> warped frames -> video (same fps, size, audio).
+
+    report = edit_video("in.mp4", "out.mp4", load_edit_config(), emotion="sad")
+
+Frames stream through one at a time; only per-frame parameters are held for the whole video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from tqdm import tqdm
+
+from ned_outlier.config import load_config
+from ned_outlier.errors import UserError
+from ned_outlier.io.atomic import ensure_not_input
+from ned_outlier.io.video import VideoReader, VideoWriter
+from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator, TargetCodes
+from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
+from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_model
+from ned_outlier.reconstruction.params import FaceParams
+from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
+from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
+from ned_outlier.renderer.warp import max_safe_fraction, warp_face
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_EDIT_CONFIG = REPO / "configs" / "edit" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """temporal_sigma: Gaussian smoothing of the code change over time, in frames."""
+
+    facs: FacsConfig = field(default_factory=FacsConfig)
+    edit_basis: EditBasisConfig = field(default_factory=EditBasisConfig)
+    mouth: MouthConfig = field(default_factory=MouthConfig)
+    temporal_sigma: float = 2.0
+
+
+@dataclass(frozen=True)
+class EditReport:
+    """What an edit did: frames written; frames with the face edited; of those, frames whose displacement was
+    scaled down to avoid folding the mesh, and frames whose mouth came from a donor frame (the others kept the
+    warped source mouth: no donor close enough, or retrieval off); the output paths."""
+
+    frames: int
+    edited: int
+    fold_limited: int
+    mouth_from_donor: int
+    output: Path
+    preview: Path | None
+
+
+def load_edit_config(path: str | Path = DEFAULT_EDIT_CONFIG) -> EditConfig:
+    return load_config(path, EditConfig)
+
+
+def code_changes(params: FaceParams, target: TargetCodes, au_names: tuple[str, ...], sigma: float) -> np.ndarray:
+    """(T, 20) target minus source AUs, 0 where there is no face, smoothed over time within each run of face frames
+    so the edit does not flicker with the per-frame fit's noise."""
+    delta = codes_to_aus(target.expression, target.mouth, params.schema, au_names) - codes_to_aus(
+        params.expression, params.mouth, params.schema, au_names
+    )
+    delta = np.nan_to_num(delta.astype(np.float64))
+    if sigma > 0:
+        for segment in true_runs(params.face_found):
+            delta[segment] = gaussian_filter1d(delta[segment], sigma, axis=0, mode="nearest")
+    return delta
+
+
+def target_codes(config: EditConfig, params: FaceParams, emotion: str | None, reference: FaceParams | None,
+                 intensity: float, mouth: str) -> TargetCodes:
+    """The manipulator's target codes for an emotion name or a reference clip's reconstruction (exactly one)."""
+    manipulator = FacsManipulator(config.facs, params.schema)
+    if (emotion is None) == (reference is None):
+        raise UserError("give exactly one of an emotion or a reference clip")
+    if emotion is not None:
+        return manipulator.to_emotion(params, emotion, intensity, mouth)
+    return manipulator.to_reference(params, reference, intensity, mouth)
+
+
+def edit_video(
+    video: str | Path,
+    out: str | Path,
+    config: EditConfig,
+    *,
+    emotion: str | None = None,
+    reference: str | Path | None = None,
+    intensity: float = 1.0,
+    mouth: str = "keep",
+    face: str | int = "largest",
+    params: FaceParams | None = None,
+    reconstruction: ReconstructionConfig = ReconstructionConfig(),
+    preview: str | Path | None = None,
+    progress: bool = True,
+) -> EditReport:
+    """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
+    original | edited `preview`). `params` reuses a saved reconstruction of `video`."""
+    inputs = [video] + ([reference] if reference is not None else [])
+    for path in [out] + ([preview] if preview is not None else []):
+        ensure_not_input(path, *inputs)
+    if params is None:
+        params = reconstruct(video, reconstruction, face=face, progress=progress)
+    reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
+    target = target_codes(config, params, emotion, reference_params, intensity, mouth)
+    model, _ = mediapipe_au_model()
+    geometry = EditGeometry(model, params.schema.mouth_names, config.edit_basis)
+    delta = code_changes(params, target, model.au_names, config.temporal_sigma)
+    reader = VideoReader(video)
+    info = reader.info
+    if (params.video.width, params.video.height) != (info.width, info.height):
+        raise UserError(f"the face parameters were reconstructed from a {params.video.width}x{params.video.height} "
+                        f"video ({params.video.path}), not from {video} ({info.width}x{info.height})")
+    donors = plan_mouths(params, delta, model, config.mouth) if config.mouth.enabled else None
+    mouths = MouthSynthesiser(model, config.mouth)
+    patches = cut_donor_patches(reader, params, donors, mouths, progress) if donors is not None else {}
+    edited = fold_limited = from_donor = frames = 0
+    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer, _PreviewWriter(
+        preview, info, video
+    ) as side_by_side:
+        for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="edit", disable=not progress)):
+            result = frame
+            if index < params.num_frames and params.face_found[index]:
+                source = params.landmarks[index, :, :2].astype(np.float64)
+                move = geometry.displacement(delta[index], params.rotation[index], params.scale[index])[:, :2]
+                fraction = max_safe_fraction(source, source + move)
+                fold_limited += fraction < 1.0
+                target_points = source + fraction * move
+                result = warp_face(frame, source, target_points)
+                if donors is not None and donors[index] >= 0:
+                    result = mouths.paste(result, target_points, patches[donors[index]])
+                    from_donor += 1
+                edited += 1
+            writer.write(result)
+            side_by_side.write(frame, result)
+            frames += 1
+    return EditReport(frames, edited, fold_limited, from_donor, Path(out), Path(preview) if preview else None)
+
+
+def plan_mouths(params: FaceParams, delta: np.ndarray, model, config: MouthConfig) -> np.ndarray:
+    """Donor frame per frame (T,), -1 for none: the source frames' own mouths against the target mouth states."""
+    source_aus = np.nan_to_num(codes_to_aus(params.expression, params.mouth, params.schema, model.au_names))
+    pose = np.nan_to_num(yaw_pitch(params))
+    donors, _ = choose_donors(lip_states(model, source_aus + delta), lip_states(model, source_aus), pose, pose,
+                              params.face_found, params.face_found, config)
+    return donors
+
+
+def cut_donor_patches(reader: VideoReader, params: FaceParams, donors: np.ndarray, mouths: MouthSynthesiser,
+                      progress: bool) -> dict:
+    """One streaming pass keeping only the mouth regions of the frames chosen as donors: {frame: MouthPatch}."""
+    wanted = set(donors[donors >= 0].tolist())
+    patches = {}
+    for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="mouth donors", disable=not progress)):
+        if index in wanted:
+            patches[index] = mouths.cut(frame, params.landmarks[index, :, :2].astype(np.float64))
+    return patches
+
+
+class _PreviewWriter:
+    """Original | edited, side by side, with the source's audio; a no-op when `path` is None."""
+
+    def __init__(self, path, info, audio_from):
+        self._writer = None if path is None else VideoWriter(path, info.fps, 2 * info.width, info.height,
+                                                             audio_from=audio_from)
+
+    def write(self, original: np.ndarray, edited: np.ndarray) -> None:
+        if self._writer is not None:
+            self._writer.write(np.concatenate([original, edited], axis=1))
+
+    def __enter__(self):
+        if self._writer is not None:
+            self._writer.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._writer is not None:
+            self._writer.__exit__(*exc)

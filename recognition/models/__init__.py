@@ -1,0 +1,3 @@
+"""Model families; importing a module registers its models."""
+
+from recognition.models import fer2013  # noqa: F401

@@ -1,0 +1,67 @@
+"""The model registry and the emotion vocabulary."""
+
+from __future__ import annotations
+
+import pytest
+
+import recognition
+from ned_outlier.errors import UserError
+from recognition import registry
+from recognition.labels import EMOTIONS, FER2013_LABELS, normalise_emotion
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The registry as it is, restored after the test."""
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+
+def test_importing_the_package_registers_the_models():
+    assert "fer2013-minixception" in recognition.list_models()
+    assert recognition.list_models("fer2013-*") == ["fer2013-minixception"]
+    assert recognition.list_models("no-such-*") == []
+
+
+def test_create_model_passes_pretrained_and_kwargs_to_the_factory(scratch_registry):
+    @registry.register_model("toy-b")
+    @registry.register_model("toy-a")
+    def toy(pretrained=None, width=1):
+        return pretrained, width
+
+    assert recognition.create_model("toy-a", pretrained="weights.pt", width=3) == ("weights.pt", 3)
+    assert recognition.create_model("toy-b") == (None, 1)
+    assert recognition.list_models("toy-*") == ["toy-a", "toy-b"]
+
+
+def test_a_name_registers_once(scratch_registry):
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_model("fer2013-minixception")(lambda pretrained=None: None)
+
+
+def test_an_unknown_model_is_a_user_error_listing_the_available_ones():
+    with pytest.raises(UserError, match="unknown model 'nope' .*fer2013-minixception"):
+        recognition.create_model("nope")
+
+
+@pytest.mark.parametrize(
+    "name, canonical",
+    [("Happy", "happy"), ("JOY", "happy"), ("joyful", "happy"), ("happiness", "happy"), ("sadness", "sad"),
+     ("surprise", "surprised"), ("afraid", "fear"), ("scared", "fear"), ("fearful", "fear"), ("disgust", "disgusted"),
+     ("anger", "angry"), ("mad", "angry"), ("contemptuous", "contempt"), ("calm", "neutral"), (" neutral ", "neutral")],
+)  # fmt: skip
+def test_synonyms_normalise_to_the_canonical_names(name, canonical):
+    assert normalise_emotion(name) == canonical
+
+
+def test_every_canonical_name_is_its_own_normal_form():
+    assert tuple(map(normalise_emotion, EMOTIONS)) == EMOTIONS
+
+
+def test_an_unknown_emotion_is_a_user_error_listing_the_valid_names():
+    with pytest.raises(UserError, match="'bored'.*neutral, happy, sad, surprised, fear, disgusted, angry, contempt"):
+        normalise_emotion("bored")
+
+
+def test_fer2013_order_in_canonical_names():
+    assert FER2013_LABELS == ("angry", "disgusted", "fear", "happy", "sad", "surprised", "neutral")
+    assert set(FER2013_LABELS) <= set(EMOTIONS)
