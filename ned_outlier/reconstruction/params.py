@@ -64,7 +64,8 @@ class FaceParams:
     rotation (T, 3, 3) head rotation R_head in model space (identity = frontal); scale (T,), translation (T, 3):
     image = scale * FLIP @ R_head @ model + translation, in frame pixels (x right, y down, z away from the camera);
     expression (T, E) and mouth (T, M) codes; vertices (T, V, 3) fitted mesh and landmarks (T, V, 3) observed mesh,
-    both in frame pixels; fit_error (T,) RMS fit distance divided by the inter-ocular distance;
+    both in frame pixels; fit_error (T,) RMS fit distance divided by the inter-ocular distance; mouth_occluded (T,)
+    bool, a hand over the mouth;
     identity (V, 3) the subject's neutral mesh in model space (constant over the video).
     """
 
@@ -82,10 +83,11 @@ class FaceParams:
     vertices: np.ndarray
     landmarks: np.ndarray
     fit_error: np.ndarray
+    mouth_occluded: np.ndarray
 
     ARRAYS = (
         "identity", "face_found", "crop_matrix", "rotation", "scale", "translation",
-        "expression", "mouth", "vertices", "landmarks", "fit_error",
+        "expression", "mouth", "vertices", "landmarks", "fit_error", "mouth_occluded",
     )  # fmt: skip
 
     def __post_init__(self) -> None:

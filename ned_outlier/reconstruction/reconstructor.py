@@ -23,12 +23,13 @@ from ned_outlier.face.detector import DetectorConfig, FaceDetector
 from ned_outlier.face.tracker import TrackerConfig, select_track, track_faces
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.au_model import AUMeshModel
+from ned_outlier.reconstruction.hands import HandConfig, HandFinder, hand_over_mouth, spread
 from ned_outlier.reconstruction.fit import FLIP, AUFitter, FitConfig
 from ned_outlier.reconstruction.identity import IdentityConfig, estimate_neutral, fit_sequence
 from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams, VideoMeta
-from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS
+from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS, OUTER_LIPS
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +46,41 @@ class ReconstructionConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    hands: HandConfig = field(default_factory=HandConfig)
     smooth_sigma: float = 0.0
 
 
 def extract_landmarks(
-    reader: VideoReader, crops: np.ndarray, present: np.ndarray, crop_size: int, config: MeshConfig, progress: bool
-) -> np.ndarray:
-    """Pass 2: crop matrices (T, 2, 3) and presence (T,) -> (T, 478, 3) landmarks in frame pixels, NaN if not found."""
-    landmarks = np.full((len(present), 478, 3), np.nan, dtype=np.float32)
+    reader: VideoReader, crops: np.ndarray, present: np.ndarray, config: "ReconstructionConfig", progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 2: crop matrices (T, 2, 3) and presence (T,) -> landmarks (T, 478, 3) in frame pixels (NaN where not
+    found) and mouth_occluded (T,) (a hand over the mouth)."""
+    frames = len(present)
+    landmarks = np.full((frames, 478, 3), np.nan, dtype=np.float32)
+    hand_flags = np.zeros(frames, dtype=bool)
+    hand_checked = np.zeros(frames, dtype=bool)
     to_frame = invert_affine(crops)
-    with MeshLandmarker(config) as mesh:
+    with MeshLandmarker(config.mesh) as mesh:
+        hands = HandFinder(config.hands)
         tracking = False
-        for index, frame in enumerate(tqdm(reader, total=len(present), desc="face mesh", disable=not progress)):
-            points = mesh(warp_to_crop(frame, crops[index], crop_size)) if present[index] else None
+        for index, frame in enumerate(tqdm(reader, total=frames, desc="face mesh", disable=not progress)):
+            crop = warp_to_crop(frame, crops[index], config.crop.size) if present[index] else None
+            points = mesh(crop) if crop is not None else None
             if points is None:
                 if tracking:
                     mesh.reset()  # the face was lost: detect afresh rather than track from a stale frame
                 tracking = False
                 continue
             tracking = True
+            if index % config.hands.every == 0:
+                hand_checked[index] = True
+                hand_flags[index] = hand_over_mouth(hands(crop), points[:468, :2], points[list(OUTER_LIPS), :2],
+                                                    config.hands.mouth_margin)
             crop_scale = np.hypot(*crops[index, 0, :2])
             landmarks[index, :, :2] = apply_affine(to_frame[index], points[:, :2])
             landmarks[index, :, 2] = points[:, 2] / crop_scale
-    return landmarks
+        hands.close()
+    return landmarks, spread(hand_flags, hand_checked, config.hands.every, config.hands.bridge)
 
 
 def fit_landmarks(landmarks: np.ndarray, model: AUMeshModel, config: ReconstructionConfig, progress: bool) -> dict:
@@ -147,7 +160,7 @@ def reconstruct(
         log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,
                  track.track_id)
     crops = crop_matrices(track.boxes, config.crop)
-    landmarks = extract_landmarks(reader, crops, track.present, config.crop.size, config.mesh, progress)
+    landmarks, mouth_occluded = extract_landmarks(reader, crops, track.present, config, progress)
     found = ~np.isnan(landmarks[:, 0, 0])
     if not found.any():
         raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
@@ -170,4 +183,5 @@ def reconstruct(
         vertices=fitted["vertices"],
         landmarks=landmarks,
         fit_error=fitted["fit_error"].astype(np.float32),
+        mouth_occluded=mouth_occluded & found,
     )

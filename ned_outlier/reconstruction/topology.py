@@ -11,6 +11,7 @@ from ned_outlier.assets import asset_path
 
 # Inner-lip contour, upper point paired with the lower point below it (corners 78 and 308 excluded).
 INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 OUTER_EYE_CORNERS = (33, 263)
 IRIS = tuple(range(468, 478))

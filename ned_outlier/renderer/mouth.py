@@ -20,10 +20,9 @@ from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.export import euler_degrees
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import true_runs
-from ned_outlier.reconstruction.topology import face_triangles
+from ned_outlier.reconstruction.topology import OUTER_LIPS, face_triangles
 from ned_outlier.renderer.warp import warp_triangles
 
-OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 
 
 @dataclass(frozen=True)
@@ -33,16 +32,21 @@ class MouthConfig:
     switch_cost: cost of jumping to another donor between consecutive frames (model units, as the state distance).
     max_distance: a frame whose chosen donor is farther than this (RMS lip-vertex distance, model units; the face is
         ~200 units tall) falls back to the warp.
+    min_gain: a donor is used only when it is at most this fraction of the distance between the target and the
+        frame's own mouth (else warping the frame's own mouth is as good).
     pose_weight: model units of cost per degree of head yaw/pitch difference between donor and target.
     feather: softness of the pasted mouth's edge, as a fraction of the mouth width.
+    max_fit_error_ratio: frames fitted worse than this times the video's median fit error are never donors.
     """
 
     enabled: bool = True
     candidates: int = 24
-    switch_cost: float = 1.0
-    max_distance: float = 4.0
+    switch_cost: float = 0.5
+    max_distance: float = 20.0
+    min_gain: float = 0.8
     pose_weight: float = 0.15
     feather: float = 0.12
+    max_fit_error_ratio: float = 1.5
 
 
 def mouth_region(model: AUMeshModel) -> np.ndarray:
@@ -70,11 +74,12 @@ def yaw_pitch(params: FaceParams) -> np.ndarray:
 
 def choose_donors(target_states: np.ndarray, donor_states: np.ndarray, target_pose: np.ndarray,
                   donor_pose: np.ndarray, valid_targets: np.ndarray, valid_donors: np.ndarray,
-                  config: MouthConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Viterbi over donors. States (T, D) / (N, D); poses (T, 2) / (N, 2) yaw-pitch degrees; validity (T,) / (N,).
+                  config: MouthConfig, own_distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi over donors. States (T, D) / (N, D); poses (T, 2) / (N, 2) yaw-pitch degrees; validity (T,) / (N,);
+    own_distance (T,): how far each frame's own mouth is from its target (None: no such test).
 
-    Returns the donor frame per target frame (T,) (-1 where there is no target face or no donor within
-    max_distance) and the chosen donor's state distance (T,) (inf where none).
+    Returns the donor frame per target frame (T,) (-1 where there is no target face, no donor within max_distance,
+    or none closer than min_gain * own_distance) and the chosen donor's state distance (T,) (inf where none).
     """
     donors = np.flatnonzero(valid_donors)
     chosen = np.full(len(target_states), -1)
@@ -92,6 +97,8 @@ def choose_donors(target_states: np.ndarray, donor_states: np.ndarray, target_po
         picked = donors[candidates][rows, path]
         picked_distance = np.take_along_axis(state_distance, candidates, 1)[rows, path]
         close = picked_distance <= config.max_distance
+        if own_distance is not None:
+            close &= picked_distance <= config.min_gain * own_distance[run]
         chosen[run[close]] = picked[close]
         distance[run] = picked_distance
     return chosen, distance

@@ -25,7 +25,7 @@ def params_with(expression, mouth, found=None):
         face_found=np.ones(frames, bool) if found is None else found,
         crop_matrix=nan(2, 3).astype(np.float64), rotation=nan(3, 3), scale=nan(), translation=nan(3),
         expression=np.asarray(expression, np.float32), mouth=np.asarray(mouth, np.float32),
-        vertices=nan(478, 3), landmarks=nan(478, 3), fit_error=nan(),
+        vertices=nan(478, 3), landmarks=nan(478, 3), fit_error=nan(), mouth_occluded=np.zeros(frames, bool),
     )
 
 

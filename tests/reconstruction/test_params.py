@@ -31,6 +31,7 @@ def make_params(frames=6, seed=0):
         vertices=per_frame(478, 3),
         landmarks=per_frame(478, 3),
         fit_error=per_frame(),
+        mouth_occluded=rng.uniform(size=frames) > 0.8,
     )
 
 

@@ -29,15 +29,28 @@ def test_donors_match_states_play_on_and_fall_back():
 
 
 def test_switch_cost_prevents_flicker_between_two_near_donors():
-    """Two donors equally good, noise decides frame by frame: with a switch cost the choice holds still."""
-    donor_states = np.array([[0.0], [1.0]])
+    """Two donors (frames 0 and 5, not consecutive) equally good, noise decides frame by frame: with a switch cost
+    the choice holds still."""
+    donor_states = np.array([[0.0], [9.0], [9.0], [9.0], [9.0], [1.0]])
+    usable = np.array([True, False, False, False, False, True])
     rng = np.random.default_rng(1)
     target_states = 0.5 + rng.normal(0, 0.05, (30, 1))
+    poses = np.zeros((30, 2)), np.zeros((6, 2))
     config = MouthConfig(candidates=2, switch_cost=0.5, max_distance=10.0, pose_weight=0.0)
-    donors, _ = choose_donors(target_states, donor_states, np.zeros((30, 2)), np.zeros((2, 2)), np.ones(30, bool),
-                              np.ones(2, bool), config)
+    donors, _ = choose_donors(target_states, donor_states, *poses, np.ones(30, bool), usable, config)
     assert len(set(donors.tolist())) == 1
     free = MouthConfig(candidates=2, switch_cost=0.0, max_distance=10.0, pose_weight=0.0)
-    flicker, _ = choose_donors(target_states, donor_states, np.zeros((30, 2)), np.zeros((2, 2)), np.ones(30, bool),
-                               np.ones(2, bool), free)
-    assert len(set(flicker.tolist())) == 2  # the test could fail: without the cost it does flicker
+    flicker, _ = choose_donors(target_states, donor_states, *poses, np.ones(30, bool), usable, free)
+    assert set(flicker.tolist()) == {0, 5}  # the test could fail: without the cost it does flicker
+
+
+def test_a_donor_must_beat_the_frames_own_mouth():
+    """A donor no closer than min_gain times the frame's own distance to the target is not worth pasting."""
+    donor_states = np.array([[0.0], [10.0]])
+    target_states = np.array([[4.0]])
+    config = MouthConfig(candidates=2, switch_cost=0.0, max_distance=50.0, pose_weight=0.0, min_gain=0.8)
+    args = (target_states, donor_states, np.zeros((1, 2)), np.zeros((2, 2)), np.ones(1, bool), np.ones(2, bool), config)
+    donors, _ = choose_donors(*args, own_distance=np.array([4.5]))  # best donor at 4.0 > 0.8 * 4.5
+    assert donors[0] == -1
+    donors, _ = choose_donors(*args, own_distance=np.array([6.0]))  # 4.0 <= 0.8 * 6.0
+    assert donors[0] == 0

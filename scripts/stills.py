@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""A picture of edits: chosen frames of a video, original then one column per target emotion, cropped to the face.
+
+    python scripts/stills.py video.mp4 --params out/pexels/params.npz --frames 120,250,420 --out stills.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.errors import UserError  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--params", type=Path, help="saved reconstruction of the video (else reconstructed now)")
+    parser.add_argument("--frames", default="120,250,420", help="comma-separated frame numbers")
+    parser.add_argument("--emotions", default="neutral,happy,sad,surprised,angry,fear,disgusted")
+    parser.add_argument("--mouth", choices=("keep", "edit"), default="keep")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def face_box(points, shape, margin=0.25):
+    import numpy as np
+
+    low, high = points.min(axis=0), points.max(axis=0)
+    centre, side = (low + high) / 2, (high - low).max() * (1 + 2 * margin)
+    x0, y0 = np.maximum(np.round(centre - side / 2).astype(int), 0)
+    return x0, y0, min(x0 + int(side), shape[1]), min(y0 + int(side), shape[0])
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    import cv2
+    import numpy as np
+
+    from ned_outlier.io.atomic import atomic_output
+    from ned_outlier.io.video import VideoReader
+    from ned_outlier.pipeline import FrameEditor, load_edit_config, target_codes
+    from ned_outlier.reconstruction.params import FaceParams
+    from ned_outlier.reconstruction.reconstructor import reconstruct
+    from recognition.labels import normalise_emotion
+
+    frames = sorted({int(f) for f in args.frames.split(",")})
+    emotions = [normalise_emotion(e) for e in args.emotions.split(",")]
+    params = FaceParams.load(args.params) if args.params else reconstruct(args.video, progress=not args.quiet)
+    missing = [f for f in frames if f >= params.num_frames or not params.face_found[f]]
+    if missing:
+        raise UserError(f"no face in frame(s) {missing} of {args.video}")
+    reader = VideoReader(args.video)
+    originals = {i: frame for i, frame in enumerate(reader) if i in frames}
+    config = load_edit_config()
+    columns = {"original": originals}
+    for emotion in emotions:
+        editor = FrameEditor(params, target_codes(config, params, emotion, None, 1.0, args.mouth), config)
+        editor.prepare(reader, set(frames))
+        columns[emotion] = {i: editor.render(i, originals[i]) for i in frames}
+    size = 200
+    rows = []
+    for i in frames:
+        x0, y0, x1, y1 = face_box(params.landmarks[i, :468, :2], originals[i].shape)
+        tiles = []
+        for name, images in columns.items():
+            tile = cv2.resize(np.ascontiguousarray(images[i][y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_AREA)
+            cv2.putText(tile, f"{name}" + (f" #{i}" if name == "original" else ""), (6, 18),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        rows.append(np.hstack(tiles))
+    with atomic_output(args.out) as temp:
+        if not cv2.imwrite(str(temp), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
+            raise UserError(f"could not write {args.out}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

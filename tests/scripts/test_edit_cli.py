@@ -1,0 +1,143 @@
+"""scripts/edit.py as a user runs it: a real edit keeps frames, fps, size and audio; bad requests are one-line errors."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ned_outlier.assets import asset_path
+from ned_outlier.cli import run_cli
+from ned_outlier.io.video import VideoReader
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "edit.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("edit_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, ffmpeg):
+    """Frames 230-265 of the Pexels clip (she smiles, no hand at her face), with audio."""
+    out = tmp_path_factory.mktemp("clip") / "smile.mp4"
+    return ffmpeg(out, "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "36", "-c:v", "libx264",
+                  "-c:a", "aac")
+
+
+@pytest.fixture(scope="module")
+def saved_params(script, clip, tmp_path_factory):
+    """A reconstruction of `clip`, saved once with --save-params and reused by the other tests."""
+    folder = tmp_path_factory.mktemp("params")
+    out, params = folder / "edited.mp4", folder / "params.npz"
+    assert run_cli(script.main, [str(clip), "--emotion", "sad", "--out", str(out), "--save-params", str(params),
+                                 "--quiet"]) == 0
+    return params, out
+
+
+def run(script, capfd, *argv):
+    code = run_cli(script.main, [str(a) for a in argv])
+    return code, capfd.readouterr().err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_edit_keeps_frames_fps_size_and_audio(saved_params, clip):
+    _, edited = saved_params
+    source_info, edited_info = VideoReader(clip).info, VideoReader(edited).info
+    assert (edited_info.width, edited_info.height, edited_info.fps) == (source_info.width, source_info.height,
+                                                                       source_info.fps)
+    assert edited_info.has_audio
+    source_frames, edited_frames = list(VideoReader(clip)), list(VideoReader(edited))
+    assert len(edited_frames) == len(source_frames) == 36
+    change = np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(source_frames, edited_frames)])
+    assert change > 0.3  # the face was edited ...
+    corner = np.mean([np.abs(a[:40, :40].astype(int) - b[:40, :40]).mean() for a, b in zip(source_frames, edited_frames)])
+    assert corner < 2.0  # ... and the background kept (only re-encoded)
+
+
+def test_same_request_gives_the_same_edit(script, capfd, clip, saved_params, tmp_path):
+    params, first = saved_params
+    again = tmp_path / "again.mp4"
+    code, err = run(script, capfd, clip, "--emotion", "sad", "--params", params, "--out", again, "--quiet")
+    assert code == 0, err
+    for a, b in zip(VideoReader(first), VideoReader(again)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_default_output_beside_the_input_and_preview(script, capfd, clip, saved_params, tmp_path):
+    params, _ = saved_params
+    local = tmp_path / "talk.mp4"
+    shutil.copy(clip, local)
+    code, err = run(script, capfd, local, "--emotion", "joy", "--params", params, "--preview", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "talk_happy.mp4").is_file()
+    preview = VideoReader(tmp_path / "talk_happy_preview.mp4").info
+    assert (preview.width, preview.height) == (2 * VideoReader(local).info.width, VideoReader(local).info.height)
+
+
+def test_reference_clip_style(script, capfd, clip, saved_params, tmp_path, ffmpeg):
+    params, _ = saved_params
+    reference = ffmpeg(tmp_path / "reference.mp4", "-i", str(asset_path("pexels_video")), "-frames:v", "30",
+                       "-c:v", "libx264")  # her crying face, eyes shut: a very different style
+    out = tmp_path / "styled.mp4"
+    code, err = run(script, capfd, clip, "--reference", reference, "--params", params, "--out", out, "--quiet")
+    assert code == 0, err
+    assert len(list(VideoReader(out))) == 36
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--emotion", "bored"], ["unknown emotion 'bored'", "happy", "sad"]),
+        (["--emotion", "sad", "--intensity", "1.5"], ["--intensity must be between 0 and 1"]),
+        (["--emotion", "sad", "--reference", "x.mp4"], ["exactly one of --emotion or --reference"]),
+        ([], ["exactly one of --emotion or --reference"]),
+        (["--emotion", "sad", "--out", "/nonexistent-folder/out.mp4"], ["does not exist"]),
+    ],
+    ids=["unknown-emotion", "intensity", "both", "neither", "unwritable"],
+)
+def test_bad_requests(script, capfd, clip, argv, fragments):
+    code, err = run(script, capfd, clip, *argv, "--quiet")
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_output_equal_to_input_is_refused(script, capfd, clip, tmp_path):
+    local = tmp_path / "mine.mp4"
+    shutil.copy(clip, local)
+    before = local.read_bytes()
+    code, err = run(script, capfd, local, "--emotion", "sad", "--out", tmp_path / "." / "mine.mp4", "--quiet")
+    assert_one_line_error(code, err, "mine.mp4")
+    assert local.read_bytes() == before
+
+
+def test_missing_video_and_no_face(script, capfd, tmp_path):
+    code, err = run(script, capfd, tmp_path / "none.mp4", "--emotion", "sad", "--quiet")
+    assert_one_line_error(code, err, "no such file")
+    code, err = run(script, capfd, asset_path("no_face_video"), "--emotion", "sad", "--out", tmp_path / "o.mp4",
+                    "--quiet")
+    assert_one_line_error(code, err, "no face found")
+
+
+def test_entry_point_help():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--emotion", "--reference", "--intensity", "--mouth", "--out", "--preview", "--face", "--seed",
+                 "--save-params", "--params"):
+        assert flag in result.stdout
