@@ -1,6 +1,5 @@
 """scripts/edit.py as a user runs it: a real edit keeps frames, fps, size and audio; bad requests are one-line errors."""
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from ned_outlier.assets import asset_path
 from ned_outlier.cli import run_cli
 from ned_outlier.io.video import VideoReader
 
+from cli_checks import assert_one_line_error, load_script, run
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "edit.py"
@@ -20,10 +21,7 @@ SCRIPT = REPO / "scripts" / "edit.py"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("edit_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("edit")
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +40,6 @@ def saved_params(script, clip, tmp_path_factory):
     assert run_cli(script.main, [str(clip), "--emotion", "sad", "--out", str(out), "--save-params", str(params),
                                  "--quiet"]) == 0
     return params, out
-
-
-def run(script, capfd, *argv):
-    code = run_cli(script.main, [str(a) for a in argv])
-    return code, capfd.readouterr().err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_edit_keeps_frames_fps_size_and_audio(saved_params, clip):

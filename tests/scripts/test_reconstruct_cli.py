@@ -1,7 +1,6 @@
 """scripts/reconstruct.py as a user runs it: outputs on a real clip, and a one-line error for each bad input."""
 
 import csv
-import importlib.util
 import logging
 import shutil
 import subprocess
@@ -12,25 +11,19 @@ import numpy as np
 import pytest
 
 from ned_outlier.assets import asset_path
-from ned_outlier.cli import run_cli
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.params import FaceParams
+
+from cli_checks import assert_one_line_error, load_script, run
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "reconstruct.py"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("reconstruct_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return load_script("reconstruct")
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +31,6 @@ def short_clip(tmp_path_factory, ffmpeg):
     """The first 36 frames of the Pexels clip, with its audio."""
     out = tmp_path_factory.mktemp("clip") / "short.mp4"
     return ffmpeg(out, "-i", str(asset_path("pexels_video")), "-frames:v", "36", "-c:v", "libx264", "-c:a", "aac")
-
-
-def run(script, capfd, *argv):
-    """Run the script's main in-process; returns (exit code, stderr)."""
-    code = run_cli(script.main, [str(a) for a in argv])
-    return code, capfd.readouterr().err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_writes_params_csv_and_preview(script, capfd, short_clip, tmp_path):
