@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ned_outlier.reconstruction.topology import face_triangles
+from ned_outlier.reconstruction.topology import EYE_CONTOURS, INNER_LIP_RING, face_triangles
 
 N_FACE_VERTICES = 468
 # Scale of each anchor ring about the oval's centre: motion fades out up to the first, the rest is a still margin.
@@ -78,3 +78,13 @@ def skirted_points(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
         np.concatenate([source[:N_FACE_VERTICES, :2], anchors]),
         np.concatenate([target[:N_FACE_VERTICES, :2], anchors]),
     )
+
+
+@lru_cache(maxsize=1)
+def slit_triangles() -> np.ndarray:
+    """(T,) bool over `skirted_triangles`: the triangles spanning an eye slit or the mouth slit (all three vertices
+    on one eye's lid contour, or on the inner-lip ring). Lids and lips may meet or cross there (an eye closing
+    further, lips pressing), which is a closing, not a tear, so the fold guard leaves them out."""
+    triangles = skirted_triangles()
+    rings = [set(contour) for contour in EYE_CONTOURS] + [set(INNER_LIP_RING)]
+    return np.array([any(set(t) <= ring for ring in rings) for t in triangles.tolist()])

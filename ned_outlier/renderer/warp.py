@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ned_outlier.renderer.mesh import N_FACE_VERTICES, skirted_points, skirted_triangles
+from ned_outlier.renderer.mesh import N_FACE_VERTICES, skirted_points, skirted_triangles, slit_triangles
 
 # A triangle counts as folded when it turns over by more than this area (pixels^2). Slivers at the mouth and eye
 # corners (source areas under 2 px^2) turn over by 0.5-2.5 px^2 under a 5-6 px smile or eye opening: invisible.
@@ -165,10 +165,11 @@ def _checked(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def max_safe_fraction(source: np.ndarray, target: np.ndarray) -> float:
     """Largest t in [0, 1] such that the face mesh moved to source + t * (target - source) folds no triangle of the
-    tessellation or of its anchor skirt; source, target (478, 2) frame pixels (468+ rows, x, y used)."""
+    tessellation or of its anchor skirt, the eye and mouth slits excepted (`slit_triangles`); source, target
+    (478, 2) frame pixels (468+ rows, x, y used)."""
     src_points, dst_points = skirted_points(*_checked(source, target))
-    triangles = skirted_triangles()
-    return safe_fraction(src_points[triangles], dst_points[triangles])
+    guarded = skirted_triangles()[~slit_triangles()]
+    return safe_fraction(src_points[guarded], dst_points[guarded])
 
 
 def warp_face(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -183,8 +184,7 @@ def warp_face(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.n
     source, target = _checked(source, target)
     src_points, dst_points = skirted_points(source, target)
     triangles = skirted_triangles()
-    fraction = safe_fraction(src_points[triangles], dst_points[triangles])
-    dst_points = src_points + fraction * (dst_points - src_points)
+    dst_points = src_points + max_safe_fraction(source, target) * (dst_points - src_points)
     x0, y0, x1, y1 = roi = face_roi(src_points, frame.shape)
     result = frame.copy()
     if x0 < x1 and y0 < y1:

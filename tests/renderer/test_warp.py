@@ -212,6 +212,20 @@ def test_squashing_an_eye_shut_samples_nothing_from_afar(synthetic_face):
     assert np.linalg.norm(positions - pixels, axis=-1).max() <= largest_move + 1.0
 
 
+def test_lids_pressed_past_each_other_are_a_closing_not_a_fold(synthetic_face):
+    """The lower lid of one eye pushed 3 px above the upper lid (a cheek raise on a squinting eye) crosses only the
+    eye slit's triangles: the guard keeps the full move; the same push on the cheek below the eye is scaled down."""
+    _, points = synthetic_face
+    lower_lid = [145, 144, 153, 163, 7, 154, 155]  # the right eye's lower lid
+    opening = points[145, 1] - points[159, 1]
+    push = np.zeros_like(points)
+    push[lower_lid, 1] = -(opening + 3.0)
+    assert max_safe_fraction(points, points + push) == 1.0
+    cheek = np.zeros_like(points)
+    cheek[[117, 118, 119, 100, 101, 50], 1] = -40.0  # through the lid: a real fold
+    assert max_safe_fraction(points, points + cheek) < 1.0
+
+
 @pytest.mark.slow
 def test_real_face_zero_displacement_is_bit_exact(pexels_face):
     frame, points = pexels_face
