@@ -125,3 +125,31 @@ def test_entry_point_help():
     for flag in ("--emotion", "--reference", "--intensity", "--mouth", "--out", "--preview", "--face", "--seed",
                  "--save-params", "--params"):
         assert flag in result.stdout
+
+
+def test_frames_without_the_face_pass_through(script, capfd, tmp_path):
+    """The face leaves the frame part-way: every frame is written, those without it unchanged (but for encoding)."""
+    video = asset_path("face_noface_video")
+    out = tmp_path / "edited.mp4"
+    code, err = run(script, capfd, video, "--emotion", "angry", "--out", out, "--save-params", tmp_path / "p.npz",
+                    "--quiet")
+    assert code == 0, err
+    from ned_outlier.reconstruction.params import FaceParams
+
+    found = FaceParams.load(tmp_path / "p.npz").face_found
+    source, edited = list(VideoReader(video)), list(VideoReader(out))
+    assert len(edited) == len(source) == len(found)
+    absent = np.flatnonzero(~found)
+    assert len(absent) > 20
+    assert max(np.abs(source[i].astype(int) - edited[i]).mean() for i in absent) < 3
+    assert VideoReader(out).info.has_audio
+
+
+def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):
+    gray = ffmpeg(tmp_path / "gris.mkv", "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "24",
+                  "-vf", "scale=321:181,format=gray", "-c:v", "ffv1")
+    code, err = run(script, capfd, gray, "--emotion", "surprised", "--quiet")
+    assert code == 0, err
+    info = VideoReader(tmp_path / "gris_surprised.mp4").info
+    assert (info.width, info.height) == (321, 181)
+    assert len(list(VideoReader(tmp_path / "gris_surprised.mp4"))) == 24
