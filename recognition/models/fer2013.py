@@ -22,7 +22,6 @@ running_var.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -35,6 +34,7 @@ from torch import nn
 from ned_outlier.assets import ASSETS, asset_path
 from ned_outlier.errors import UserError
 from recognition.labels import FER2013_LABELS
+from recognition.models.base import ImageClassifier
 from recognition.registry import register_model
 
 INPUT_SIZE = 64
@@ -90,7 +90,7 @@ class ResidualBlock(nn.Module):
         return self.branch(x) + self.shortcut(x)
 
 
-class MiniXception(nn.Module):
+class MiniXception(ImageClassifier, nn.Module):
     """fer's FER2013 emotion classifier. forward: (N, 1, H, W) grey in [-1, 1] (H = W = 64) -> logits (N, 7).
 
     `labels` gives the canonical emotion of each output; `predict_proba` adds the preprocessing and the softmax.
@@ -120,13 +120,6 @@ class MiniXception(nn.Module):
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {face.dtype} {face.shape}")
         grey = cv2.resize(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), (INPUT_SIZE, INPUT_SIZE))
         return torch.from_numpy((grey.astype(np.float32) / 255.0 - 0.5) * 2.0)[None]
-
-    @torch.inference_mode()
-    def predict_proba(self, images: Sequence[np.ndarray] | torch.Tensor) -> np.ndarray:
-        """Class probabilities (N, 7) float32 for a list of N RGB uint8 face crops (H, W, 3) or a preprocessed batch
-        (N, 1, 64, 64)."""
-        batch = images if isinstance(images, torch.Tensor) else torch.stack([self.preprocess(f) for f in images])
-        return torch.softmax(self(batch), dim=1).numpy()
 
     def keras_layers(self) -> dict[str, nn.Module]:
         """The module holding each weighted layer of the Keras file, by Keras layer name. Keras numbered each type in

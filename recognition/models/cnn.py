@@ -1,0 +1,94 @@
+"""CNN baselines: an ImageNet backbone (timm) followed by two dense layers.
+
+    model = create_model("cnn-efficientnet-b0", num_classes=7, hidden=512)                 # random init (offline)
+    model = create_model("cnn-efficientnet-b0", pretrained="efficientnet_b0.safetensors")  # user's ImageNet weights
+
+`pretrained` is a local file of the timm backbone's ImageNet weights (the names timm uses: mobilenetv2_100,
+efficientnet_b0, efficientnet_b2); no weights are downloaded. Head: Linear(features, hidden) -> ReLU -> Dropout ->
+Linear(hidden, C).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import timm
+import torch
+from torch import nn
+
+from ned_outlier.errors import UserError
+from recognition.labels import EMOTIONS
+from recognition.models.base import ImageClassifier
+from recognition.registry import register_model
+
+# registry name -> (timm backbone, input size in pixels: EfficientNet-B2 at its native 260 as in RMFER)
+BACKBONES = {
+    "cnn-mobilenetv2": ("mobilenetv2_100", 224),
+    "cnn-efficientnet-b0": ("efficientnet_b0", 224),
+    "cnn-efficientnet-b2": ("efficientnet_b2", 260),
+}
+
+
+def emotion_labels(num_classes: int) -> tuple[str, ...]:
+    """7 classes: the basic emotions (no contempt); 8: with contempt (AffectNet-8, Exp-CLIP)."""
+    if num_classes not in (7, 8):
+        raise UserError(f"num_classes must be 7 or 8, got {num_classes}")
+    return EMOTIONS[:num_classes]
+
+
+class CNNClassifier(ImageClassifier, nn.Module):
+    """backbone (N, 3, S, S) -> pooled features (N, F) -> dense -> dense -> logits (N, C)."""
+
+    def __init__(self, backbone: nn.Module, input_size: int, labels: tuple[str, ...], hidden: int, dropout: float):
+        super().__init__()
+        self.labels = labels
+        self.input_size = input_size
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Linear(backbone.num_features, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(dropout), nn.Linear(hidden, len(labels)))
+        config = backbone.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(config["mean"]).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config["std"]).view(3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) -> (N, F) pooled backbone features."""
+        return self.backbone(x)
+
+    def preprocess(self, face: np.ndarray) -> torch.Tensor:
+        """RGB uint8 face crop (H, W, 3) -> (3, S, S) float32, resized (area) and ImageNet-normalised."""
+        if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {face.dtype} {face.shape}")
+        resized = cv2.resize(face, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+        tensor = torch.from_numpy(resized).permute(2, 0, 1).float() / 255.0
+        return (tensor - self.mean.cpu()) / self.std.cpu()
+
+
+def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float) -> CNNClassifier:
+    backbone_name, input_size = BACKBONES[name]
+    options = {}
+    if pretrained is not None:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise UserError(f"{name}: backbone weights not found at {path} (a timm {backbone_name} ImageNet checkpoint, "
+                            f".safetensors or .pth; none is downloaded)")
+        options = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    backbone = timm.create_model(backbone_name, num_classes=0, **options)
+    return CNNClassifier(backbone, input_size, emotion_labels(num_classes), hidden, dropout)
+
+
+def _register(name: str) -> None:
+    @register_model(name)
+    def factory(pretrained: str | Path | None = None, num_classes: int = 7, hidden: int = 512,
+                dropout: float = 0.3) -> CNNClassifier:
+        return build_cnn(name, pretrained, num_classes, hidden, dropout)
+
+    factory.__doc__ = f"{BACKBONES[name][0]} backbone + two dense layers, {BACKBONES[name][1]} px input."
+
+
+for _name in BACKBONES:
+    _register(_name)
