@@ -39,15 +39,14 @@ def emotion_labels(num_classes: int) -> tuple[str, ...]:
 
 
 class CNNClassifier(ImageClassifier, nn.Module):
-    """backbone (N, 3, S, S) -> pooled features (N, F) -> dense -> dense -> logits (N, C)."""
+    """backbone (N, 3, S, S) -> pooled features (N, F) -> head -> logits (N, C)."""
 
-    def __init__(self, backbone: nn.Module, input_size: int, labels: tuple[str, ...], hidden: int, dropout: float):
+    def __init__(self, backbone: nn.Module, input_size: int, labels: tuple[str, ...], head: nn.Module):
         super().__init__()
         self.labels = labels
         self.input_size = input_size
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Linear(backbone.num_features, hidden), nn.ReLU(inplace=True),
-                                  nn.Dropout(dropout), nn.Linear(hidden, len(labels)))
+        self.head = head
         config = backbone.pretrained_cfg
         self.register_buffer("mean", torch.tensor(config["mean"]).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config["std"]).view(3, 1, 1), persistent=False)
@@ -68,8 +67,8 @@ class CNNClassifier(ImageClassifier, nn.Module):
         return (tensor - self.mean.cpu()) / self.std.cpu()
 
 
-def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float) -> CNNClassifier:
-    backbone_name, input_size = BACKBONES[name]
+def build_backbone(name: str, backbone_name: str, pretrained: str | Path | None) -> nn.Module:
+    """timm `backbone_name` without classifier (pooled features), ImageNet weights from the local file `pretrained`."""
     options = {}
     if pretrained is not None:
         path = Path(pretrained)
@@ -77,8 +76,16 @@ def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden
             raise UserError(f"{name}: backbone weights not found at {path} (a timm {backbone_name} ImageNet checkpoint, "
                             f".safetensors or .pth; none is downloaded)")
         options = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    backbone = timm.create_model(backbone_name, num_classes=0, **options)
-    return CNNClassifier(backbone, input_size, emotion_labels(num_classes), hidden, dropout)
+    return timm.create_model(backbone_name, num_classes=0, **options)
+
+
+def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float) -> CNNClassifier:
+    backbone_name, input_size = BACKBONES[name]
+    backbone = build_backbone(name, backbone_name, pretrained)
+    labels = emotion_labels(num_classes)
+    head = nn.Sequential(nn.Linear(backbone.num_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         nn.Linear(hidden, len(labels)))
+    return CNNClassifier(backbone, input_size, labels, head)
 
 
 def _register(name: str) -> None:

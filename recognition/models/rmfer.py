@@ -1,0 +1,59 @@
+"""RMFER on EfficientNet-B2: f_Feat + f_FER at test time; IAL and ACL heads used only in training.
+
+    model = create_model("rmfer-efficientnet-b2", num_classes=7)        # random init (offline)
+    logits = model(x)                                                    # f_FER(f_Feat(x)), x: (N, 3, 260, 260)
+    loss = model.pretraining_loss(x, y)                                  # L_pre = L_FER + lambda1 * L_IAL
+    loss = model.acl_loss(crops, video, person, frame)                   # L_ACL on unlabeled face tracks
+
+The hyper-parameters (projection width, tau, lambda1, the ACL temperature, gamma and windows) are arguments so that
+configs/recognition/rmfer-efficientnet-b2.yaml holds them; gamma = 0.1 and the +-5 / +-30 frame windows are the
+paper's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recognition.losses import PAPER_SELF_MASK, acl_pair_masks, inter_sample_attention, multi_positive_nt_xent
+from recognition.models.cnn import CNNClassifier, build_backbone, emotion_labels
+from recognition.registry import register_model
+
+
+class RMFER(CNNClassifier):
+    """backbone f_Feat (N, 3, 260, 260) -> (N, 1408); f_FER linear -> (N, C); H MLP -> (N, P); f_IAL linear -> (N, C)."""
+
+    def __init__(self, backbone: nn.Module, labels: tuple[str, ...], projection_dim: int, tau: float,
+                 lambda1: float, self_mask: float):
+        width = backbone.num_features
+        super().__init__(backbone, 260, labels, head=nn.Linear(width, len(labels)))  # head = f_FER
+        self.projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, projection_dim))
+        self.ial_classifier = nn.Linear(width, len(labels))  # f_IAL
+        self.tau, self.lambda1, self.self_mask = tau, lambda1, self_mask
+
+    def pretraining_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_pre = CE(f_FER(f_i), y_i) + lambda1 * CE(f_IAL(v_i), y_i), v from inter-sample attention; a scalar."""
+        features = self.backbone(images)
+        attended = inter_sample_attention(features, self.projection(features), self.tau, self.self_mask)
+        return F.cross_entropy(self.head(features), labels) + self.lambda1 * F.cross_entropy(
+            self.ial_classifier(attended), labels)
+
+    def acl_loss(self, images: torch.Tensor, video: torch.Tensor, person: torch.Tensor, frame: torch.Tensor,
+                 tau: float, gamma: float, positive_window: int = 5, negative_gap: int = 30) -> torch.Tensor:
+        """L_ACL over N unlabeled crops (N, 3, 260, 260) with their (N,) video, person and frame indices."""
+        embedded = F.normalize(self.projection(self.backbone(images)), dim=-1)
+        similarity = embedded @ embedded.T
+        positive, negative = acl_pair_masks(video, person, frame, similarity.detach(), positive_window,
+                                            negative_gap, gamma)
+        return multi_positive_nt_xent(similarity, positive, negative, tau)
+
+
+@register_model("rmfer-efficientnet-b2")
+def rmfer_efficientnet_b2(pretrained: str | Path | None = None, num_classes: int = 7, projection_dim: int = 128,
+                          tau: float = 1.0, lambda1: float = 1.0, self_mask: float = PAPER_SELF_MASK) -> RMFER:
+    """RMFER with an EfficientNet-B2 f_Feat at 260 px; `pretrained` = the user's timm ImageNet weights file."""
+    backbone = build_backbone("rmfer-efficientnet-b2", "efficientnet_b2", pretrained)
+    return RMFER(backbone, emotion_labels(num_classes), projection_dim, tau, lambda1, self_mask)
