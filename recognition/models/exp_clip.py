@@ -67,6 +67,9 @@ class ExpCLIP(ImageClassifier, nn.Module):
         self.labels = labels
         self.prompts = [prompt_sets()[prompt_set][label] for label in labels]
         self.head = nn.Linear(clip.visual.output_dim, LLM_DIM, bias=False)
+        with torch.no_grad():  # the frozen text tower's features never change: encode the prompts once
+            text = clip.encode_text(open_clip.tokenize([p for prompts in self.prompts for p in prompts]))
+        self.register_buffer("prompt_features", text, persistent=False)  # (C * P, D)
 
     def project_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) preprocessed -> head(CLIP image features): (N, 4096), not normalised."""
@@ -76,11 +79,7 @@ class ExpCLIP(ImageClassifier, nn.Module):
 
     def class_embeddings(self) -> torch.Tensor:
         """(C, P, 4096) L2-normalised head(text features) of each class's P prompts (classes share P per set)."""
-        device = self.head.weight.device
-        tokens = open_clip.tokenize([p for prompts in self.prompts for p in prompts]).to(device)
-        with torch.no_grad():
-            text = self.clip.encode_text(tokens)
-        projected = F.normalize(self.head(text), dim=-1)
+        projected = F.normalize(self.head(self.prompt_features), dim=-1)
         return projected.view(len(self.labels), -1, LLM_DIM)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
