@@ -19,13 +19,9 @@ import cv2
 import numpy as np
 
 from ned_outlier.errors import UserError
-from recognition.labels import normalise_emotion
+from recognition.labels import AFFECTNET_ORDER, FER2013_LABELS, RAFDB_ORDER, normalise_emotion
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# Each dataset's label indices, in canonical names.
-FER2013_ORDER = ("angry", "disgusted", "fear", "happy", "sad", "surprised", "neutral")
-RAFDB_ORDER = ("surprised", "fear", "disgusted", "happy", "sad", "angry", "neutral")  # labels 1..7
-AFFECTNET_ORDER = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")  # 0..7
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 
@@ -66,7 +62,7 @@ def read_fer2013(root: Path) -> list[Sample]:
     samples = []
     for row in _rows(path):
         pixels = np.array(row["pixels"].split(), dtype=np.uint8).reshape(48, 48)
-        samples.append(Sample(FER2013_ORDER[int(row["emotion"])], row.get("Usage", ""), pixels=pixels))
+        samples.append(Sample(FER2013_LABELS[int(row["emotion"])], row.get("Usage", ""), pixels=pixels))
     return samples
 
 

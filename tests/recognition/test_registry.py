@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import recognition
 from ned_outlier.errors import UserError
 from recognition import registry
-from recognition.labels import EMOTIONS, FER2013_LABELS, normalise_emotion
+from recognition.labels import (
+    AFFECTNET_ORDER,
+    EMOTIONS,
+    EXPCLIP_ORDER,
+    FER2013_LABELS,
+    RAFDB_ORDER,
+    normalise_emotion,
+    reorder,
+)
 
 
 @pytest.fixture
@@ -65,3 +74,17 @@ def test_an_unknown_emotion_is_a_user_error_listing_the_valid_names():
 def test_fer2013_order_in_canonical_names():
     assert FER2013_LABELS == ("angry", "disgusted", "fear", "happy", "sad", "surprised", "neutral")
     assert set(FER2013_LABELS) <= set(EMOTIONS)
+
+
+def test_dataset_and_paper_orders_map_onto_each_other():
+    assert set(RAFDB_ORDER) == set(FER2013_LABELS) and set(AFFECTNET_ORDER) == set(EXPCLIP_ORDER) == set(EMOTIONS)
+    expclip_probs = np.array([[0.5, 0.1, 0.2, 0.05, 0.05, 0.04, 0.03, 0.03]])  # happiness first in Exp-CLIP's order
+    in_affectnet = reorder(expclip_probs, EXPCLIP_ORDER, AFFECTNET_ORDER)
+    np.testing.assert_array_equal(in_affectnet, [[0.2, 0.5, 0.1, 0.05, 0.03, 0.04, 0.05, 0.03]])
+    np.testing.assert_array_equal(reorder(in_affectnet, AFFECTNET_ORDER, EXPCLIP_ORDER), expclip_probs)
+    assert reorder(np.arange(7), FER2013_LABELS, RAFDB_ORDER).tolist() == [5, 2, 1, 3, 4, 0, 6]
+
+
+def test_reorder_names_classes_the_source_lacks():
+    with pytest.raises(UserError, match="missing contempt"):
+        reorder(np.zeros(7), FER2013_LABELS, AFFECTNET_ORDER)
