@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ned_outlier.errors import UserError
+from recognition.checkpoint import checkpoint_metadata, load_trained_state
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 
@@ -40,9 +41,23 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, pretrained: Any = None, **kwargs: Any) -> Any:
-    """The model `name` built by its factory with `pretrained` and `kwargs`; UserError for an unknown name."""
+    """The model `name` built by its factory with `pretrained` and `kwargs`; UserError for an unknown name.
+
+    When `pretrained` is a checkpoint of scripts/train_recognition.py (recognition.checkpoint), the model is built
+    from the options stored in it (`kwargs` override them, e.g. clip_weights) and its trained weights are loaded;
+    any other `pretrained` goes to the factory (a backbone's ImageNet weights, a pretrained tag, ...).
+    """
     try:
         factory = _MODELS[name]
     except KeyError:
         raise UserError(f"unknown model {name!r} (available: {', '.join(list_models())})") from None
-    return factory(pretrained=pretrained, **kwargs)
+    trained = checkpoint_metadata(pretrained) if pretrained is not None else None
+    if trained is None:
+        return factory(pretrained=pretrained, **kwargs)
+    if trained["model"] != name:
+        raise UserError(f"{pretrained} is a {trained['model']} checkpoint, not {name}")
+    try:
+        model = factory(pretrained=None, **{**trained["options"], **kwargs})
+    except TypeError as error:
+        raise UserError(f"{pretrained}: its options do not fit {name}: {error}") from None
+    return load_trained_state(model, pretrained, trained["labels"])

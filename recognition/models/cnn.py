@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ned_outlier.errors import UserError
@@ -53,6 +54,10 @@ class CNNClassifier(ImageClassifier, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the logits of `images` (N, 3, S, S) against class indices `labels` (N,); a scalar."""
+        return F.cross_entropy(self(images), labels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) -> (N, F) pooled backbone features."""

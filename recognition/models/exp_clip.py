@@ -26,6 +26,7 @@ from torch import nn
 
 from ned_outlier.errors import UserError
 from recognition.labels import EMOTIONS
+from recognition.losses import symmetric_info_nce
 from recognition.models.base import ImageClassifier
 from recognition.registry import register_model
 
@@ -67,6 +68,7 @@ class ExpCLIP(ImageClassifier, nn.Module):
         self.labels = labels
         self.prompts = [prompt_sets()[prompt_set][label] for label in labels]
         self.head = nn.Linear(clip.visual.output_dim, LLM_DIM, bias=False)
+        self.frozen_prefixes = ("clip.",)  # checkpoints hold the head only: the user has the CLIP weights
         with torch.no_grad():  # the frozen text tower's features never change: encode the prompts once
             text = clip.encode_text(open_clip.tokenize([p for prompts in self.prompts for p in prompts]))
         self.register_buffer("prompt_features", text, persistent=False)  # (C * P, D)
@@ -76,6 +78,17 @@ class ExpCLIP(ImageClassifier, nn.Module):
         with torch.no_grad():
             features = self.clip.encode_image(images)
         return self.head(features)
+
+    def train(self, mode: bool = True) -> "ExpCLIP":
+        """Train mode for the head only: the frozen CLIP stays in eval mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def training_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE between head(CLIP(images)) (N, 4096) and the LLM targets (N, 4096), at CLIP's logit
+        scale; a scalar."""
+        return symmetric_info_nce(self.project_images(images), targets, self.clip.logit_scale.exp())
 
     def class_embeddings(self) -> torch.Tensor:
         """(C, P, 4096) L2-normalised head(text features) of each class's P prompts (classes share P per set)."""

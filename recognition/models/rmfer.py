@@ -41,6 +41,8 @@ class RMFER(CNNClassifier):
         return F.cross_entropy(self.head(features), labels) + self.lambda1 * F.cross_entropy(
             self.ial_classifier(attended), labels)
 
+    training_loss = pretraining_loss  # the supervised objective scripts/train_recognition.py optimises
+
     def acl_loss(self, images: torch.Tensor, video: torch.Tensor, person: torch.Tensor, frame: torch.Tensor,
                  tau: float, gamma: float, positive_window: int = 5, negative_gap: int = 30) -> torch.Tensor:
         """L_ACL over N unlabeled crops (N, 3, 260, 260) with their (N,) video, person and frame indices."""

@@ -1,0 +1,1 @@
+"""Training of the recognition families with accelerate: config, datasets, checkpoints, the loop."""

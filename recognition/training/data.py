@@ -1,0 +1,94 @@
+"""Datasets of the training loop: labelled faces (class indices) and Exp-CLIP's faces with LLM targets, plus an
+epoch-seeded shuffling sampler so that a resumed run sees the same order as an uninterrupted one.
+
+Each item is (image (3, S, S) float32 from the model's `preprocess`, target): target = class index (int) or the
+image's LLM embedding (4096,) float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ned_outlier.errors import UserError
+from recognition.data.llm_targets import read_llm_targets
+from recognition.data.readers import Sample, read_dataset
+from recognition.training.config import DataSource
+
+LOG = logging.getLogger(__name__)
+Preprocess = Callable[[np.ndarray], torch.Tensor]
+
+
+def read_source(source: DataSource, labels: Sequence[str]) -> list[Sample]:
+    """The samples of `source` whose label the model has (others, e.g. contempt for a 7-class model, are dropped
+    with a log line); UserError when none is left."""
+    samples = [s for s in read_dataset(source.layout, source.root) if not source.split or s.split == source.split]
+    kept = [s for s in samples if s.label in labels]
+    if len(kept) < len(samples):
+        LOG.info("%s: dropped %d samples whose label the model does not have", source.root, len(samples) - len(kept))
+    if not kept:
+        raise UserError(f"no usable samples in {source.root} (layout {source.layout}, split {source.split!r})")
+    return kept
+
+
+def _augment(image: torch.Tensor, hflip: bool) -> torch.Tensor:
+    """Random horizontal flip of a (3, S, S) tensor with probability 0.5 (torch's global RNG, seeded per run)."""
+    return image.flip(-1) if hflip and bool(torch.rand(()) < 0.5) else image
+
+
+class LabelledFaces(Dataset):
+    """Samples -> (image (3, S, S), class index in `labels`)."""
+
+    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], preprocess: Preprocess, hflip: bool = False):
+        self.samples, self.preprocess, self.hflip = list(samples), preprocess, hflip
+        self.index = {label: i for i, label in enumerate(labels)}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[i]
+        return _augment(self.preprocess(sample.image()), self.hflip), self.index[sample.label]
+
+
+class LLMTargetFaces(Dataset):
+    """An Exp-CLIP targets file -> (image (3, S, S), LLM embedding (4096,)); relative image paths are relative to
+    the file's folder."""
+
+    def __init__(self, targets_file: str | Path, preprocess: Preprocess, hflip: bool = False):
+        images, self.embeddings = read_llm_targets(targets_file)
+        folder = Path(targets_file).parent
+        self.paths = [Path(p) if Path(p).is_absolute() else folder / p for p in images]
+        missing = [p for p in self.paths if not p.is_file()]
+        if missing:
+            raise UserError(f"{targets_file}: {len(missing)} listed images are missing, e.g. {missing[0]}")
+        self.preprocess, self.hflip = preprocess, hflip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _augment(self.preprocess(Sample("", path=self.paths[i]).image()), self.hflip), self.embeddings[i]
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation of range(n) drawn from (seed, epoch): the same for a resumed run. accelerate calls set_epoch
+    through its prepared DataLoader, and shards the batches across processes."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())

@@ -1,0 +1,248 @@
+"""The training loop of every recognition family, on accelerate (CPU, one GPU, or DDP via `accelerate launch`).
+
+    result = train(load_training_config("configs/recognition/cnn-efficientnet-b0.yaml"))
+
+Every model optimises its own `training_loss(images, targets)` (cross-entropy, RMFER's L_pre, caption-CLIP's
+label-aware contrastive loss, Exp-CLIP's symmetric InfoNCE); RMFER adds lambda2 * L_ACL on unlabeled face tracks from
+`acl.start_epoch` on. In train.output_dir:
+    checkpoints/last/      accelerate state (model, optimizer, RNGs, progress), replaced atomically; a run started
+                           again with the same output_dir resumes from it
+    model.safetensors      the trained model (recognition.checkpoint), loadable by create_model(name, pretrained=...)
+    tensorboard logs       train/loss, val/war, val/uar (accelerate's TensorBoard tracker)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass
+from itertools import cycle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ned_outlier.errors import UserError
+from recognition.checkpoint import save_checkpoint
+from recognition.metrics import confusion_matrix, uar, war
+from recognition.registry import create_model
+from recognition.training.config import ACLSection, OptimSection, TrainingConfig
+from recognition.training.data import EpochShuffle, LabelledFaces, LLMTargetFaces, read_source
+
+LOG = logging.getLogger(__name__)
+logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-file save/load lines drown the progress
+
+
+class TrainingObjective(nn.Module):
+    """Holds the model so that DDP wraps one forward that returns the whole loss (gradients then sync correctly)."""
+
+    def __init__(self, model: nn.Module, acl: ACLSection):
+        super().__init__()
+        self.model, self.acl = model, acl
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor, tracks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Scalar loss of a batch: images (N, 3, S, S), targets (N,) class indices or (N, 4096) LLM embeddings;
+        tracks = [crops (M, 3, S, S), video (M,), person (M,), frame (M,)] adds acl.weight * L_ACL."""
+        loss = self.model.training_loss(images, targets)
+        if tracks is not None:
+            acl = self.acl
+            loss = loss + acl.weight * self.model.acl_loss(*tracks, tau=acl.tau, gamma=acl.gamma,
+                                                           positive_window=acl.positive_window,
+                                                           negative_gap=acl.negative_gap)
+        return loss
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved with the accelerate state."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """model_path: the trained model file; history: per-epoch mean training loss; val: last WAR/UAR (or empty);
+    checksum: sum of all parameters on each process (equal when the ranks are in sync); main_process: whether this
+    process is the one that reports."""
+
+    model_path: Path
+    history: list[float]
+    val: dict[str, float]
+    checksum: list[float]
+    main_process: bool
+
+
+def build_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.Optimizer:
+    """SGD / Adam / AdamW over the trainable parameters; per-group learning rates from model.parameter_groups when
+    optim.text_lr is set (caption-CLIP)."""
+    if optim.text_lr is not None:
+        if not hasattr(model, "parameter_groups"):
+            raise UserError(f"optim.text_lr is set but {type(model).__name__} has no text encoder")
+        groups = model.parameter_groups(optim.lr, optim.text_lr)
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": optim.lr}]
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    kind = torch.optim.Adam if optim.name == "adam" else torch.optim.AdamW
+    return kind(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def _training_set(config: TrainingConfig, model: nn.Module):
+    data = config.data
+    if data.llm_targets:
+        return LLMTargetFaces(data.llm_targets, model.preprocess, data.hflip)
+    if not data.train.root:
+        raise UserError("data.train.root is required (or data.llm_targets for Exp-CLIP)")
+    return LabelledFaces(read_source(data.train, model.labels), model.labels, model.preprocess, data.hflip)
+
+
+def _track_loader(config: TrainingConfig, model: nn.Module) -> DataLoader | None:
+    """RMFER's unlabeled face-track batches (ACLBatchSampler), or None when the run has no ACL stage."""
+    if not config.data.face_tracks:
+        return None
+    if not hasattr(model, "acl_loss"):
+        raise UserError(f"data.face_tracks is set but {config.model.name} has no ACL stage (only rmfer-* models)")
+    from recognition.data.face_tracks import ACLBatchSampler, FaceTrackDataset, read_face_tracks
+
+    acl = config.acl
+    crops = read_face_tracks(config.data.face_tracks)
+    sampler = ACLBatchSampler(crops, acl.batch_size, acl.positive_window, acl.negative_gap, seed=config.train.seed)
+    return DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler,
+                      num_workers=config.data.num_workers)
+
+
+def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {"train.epochs": 2, ...} with TensorBoard-friendly values (others as strings)."""
+    items = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    flat = {}
+    for key, value in items.items():
+        if isinstance(value, dict) and value and key != "options":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def _save_state(accelerator: Accelerator, checkpoints: Path) -> None:
+    """accelerator.save_state into checkpoints/last, atomically: written beside it, then renamed over it."""
+    partial, last, old = checkpoints / ".last.partial", checkpoints / "last", checkpoints / ".last.old"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if last.exists():
+            last.rename(old)
+        partial.rename(last)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+@torch.no_grad()
+def evaluate(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """WAR and UAR of `model` over a prepared labelled loader (all processes' predictions gathered)."""
+    was_training = model.training
+    model.eval()
+    predicted, true = [], []
+    for images, labels in loader:
+        guesses = model(images).argmax(dim=1)
+        guesses, labels = accelerator.gather_for_metrics((guesses, labels))
+        predicted.append(guesses.cpu())
+        true.append(labels.cpu())
+    model.train(was_training)
+    matrix = confusion_matrix(torch.cat(true).numpy(), torch.cat(predicted).numpy(), len(model.labels))
+    return {"val/war": war(matrix), "val/uar": uar(matrix)}
+
+
+def train(config: TrainingConfig) -> TrainResult:
+    """Train `config.model` on `config.data`; resumes from output_dir/checkpoints/last when it exists."""
+    output = Path(config.train.output_dir)
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(output))
+    set_seed(config.train.seed)
+    model = create_model(config.model.name, pretrained=config.model.pretrained, **config.model.options)
+    objective = TrainingObjective(model, config.acl)
+    train_set = _training_set(config, model)
+    loader = DataLoader(train_set, batch_size=config.train.batch_size, sampler=EpochShuffle(len(train_set), config.train.seed),
+                        drop_last=config.train.drop_last, num_workers=config.data.num_workers)
+    if len(loader) == 0:
+        raise UserError(f"{len(train_set)} training samples make no batch of {config.train.batch_size} with drop_last")
+    val_loader = None
+    if config.data.val.root:
+        val_set = LabelledFaces(read_source(config.data.val, model.labels), model.labels, model.preprocess)
+        val_loader = DataLoader(val_set, batch_size=config.train.batch_size, num_workers=config.data.num_workers)
+    tracks = _track_loader(config, model)
+    optimizer = build_optimizer(model, config.optim)
+    objective, optimizer, loader = accelerator.prepare(objective, optimizer, loader)
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    if tracks is not None:
+        tracks = accelerator.prepare(tracks)
+
+    progress = Progress()
+    accelerator.register_for_checkpointing(progress)
+    checkpoints = output / "checkpoints"
+    if (checkpoints / "last").is_dir():
+        accelerator.load_state(str(checkpoints / "last"))
+        if accelerator.is_main_process:
+            LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", progress.epoch, progress.step_in_epoch)
+    accelerator.init_trackers("tensorboard", config=_flat(config))
+
+    history, metrics = [], {}
+    track_batches = cycle(tracks) if tracks is not None else None
+    for epoch in range(progress.epoch, config.train.epochs):
+        loader.set_epoch(epoch)
+        if tracks is not None:
+            tracks.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, progress.step_in_epoch) if progress.step_in_epoch else loader
+        acl_on = track_batches is not None and epoch >= config.acl.start_epoch
+        losses = []
+        for images, targets in tqdm(batches, desc=f"epoch {epoch + 1}/{config.train.epochs}",
+                                    initial=progress.step_in_epoch, total=len(loader),
+                                    disable=not accelerator.is_local_main_process):
+            loss = objective(images, targets, next(track_batches) if acl_on else None)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            progress.step_in_epoch += 1
+            progress.global_step += 1
+            if progress.global_step % config.train.log_every == 0:
+                accelerator.log({"train/loss": float(np.mean(losses[-config.train.log_every:]))}, step=progress.global_step)
+            if config.train.checkpoint_every and progress.global_step % config.train.checkpoint_every == 0:
+                _save_state(accelerator, checkpoints)
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        epoch_loss = torch.tensor([float(np.mean(losses)) if losses else float("nan")], device=accelerator.device)
+        history.append(accelerator.gather(epoch_loss).mean().item())  # the mean over all processes
+        if val_loader is not None:
+            metrics = evaluate(accelerator, accelerator.unwrap_model(objective).model, val_loader)
+            accelerator.log(metrics, step=progress.global_step)
+        if accelerator.is_main_process:
+            LOG.info("epoch %d: loss %.4f %s", epoch + 1, history[-1],
+                     " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        _save_state(accelerator, checkpoints)
+
+    trained = accelerator.unwrap_model(objective).model
+    model_path = output / "model.safetensors"
+    if accelerator.is_main_process:
+        save_checkpoint(trained, model_path, config.model.name, config.model.options, dataclasses.asdict(config))
+    checksum = sum(p.detach().double().sum() for p in trained.parameters()).reshape(1).float().to(accelerator.device)
+    checksums = accelerator.gather(checksum).cpu().tolist()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(model_path, history, metrics, checksums, accelerator.is_main_process)

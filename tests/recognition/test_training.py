@@ -1,0 +1,128 @@
+"""The training loop: every family's loss goes down, checkpoints reload, a resumed run equals an uninterrupted one,
+and two CPU processes (DDP over gloo) stay in sync."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ned_outlier.errors import UserError
+from recognition import create_model
+from recognition.checkpoint import checkpoint_metadata
+from recognition.data.llm_targets import write_llm_targets
+from recognition.training.config import load_training_config, parse_overrides
+from recognition.training.trainer import train
+
+REPO = Path(__file__).resolve().parents[2]
+COLOURS = {"happy": (220, 60, 40), "sad": (40, 60, 220), "neutral": (60, 200, 60)}
+
+
+@pytest.fixture(scope="module")
+def colour_faces(tmp_path_factory):
+    """Class-per-folder train/ and val/ sets: noisy images whose mean colour gives the class (learnable fast)."""
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4)):
+        for label, colour in COLOURS.items():
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                image = np.clip(np.array(colour) + rng.normal(0, 40, (40, 40, 3)), 0, 255).astype(np.uint8)
+                cv2.imwrite(str(root / split / label / f"{i}.png"), image)
+    return root
+
+
+def write_config(path, text):
+    path.write_text(text)
+    return path
+
+
+def cnn_config(tmp_path, faces, output, epochs=2):
+    return write_config(tmp_path / "cnn.yaml", f"""
+model: {{name: cnn-mobilenetv2, options: {{num_classes: 7, hidden: 16, dropout: 0.0}}}}
+data: {{train: {{root: {faces / 'train'}}}, val: {{root: {faces / 'val'}}}}}
+optim: {{name: adam, lr: 1.0e-3}}
+train: {{output_dir: {output}, epochs: {epochs}, batch_size: 8, log_every: 1}}
+""")
+
+
+def test_config_rejects_unknown_keys_and_parses_overrides(tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", "model: {name: cnn-mobilenetv2}\ntrain: {epoch: 3}\n")
+    with pytest.raises(UserError, match="unknown key 'epoch'"):
+        load_training_config(bad)
+    good = write_config(tmp_path / "good.yaml", "model: {name: cnn-mobilenetv2}\n")
+    config = load_training_config(good, ["train.epochs=4", "model.options={hidden: 8}"])
+    assert config.train.epochs == 4 and config.model.options == {"hidden": 8}
+    assert parse_overrides(["optim.text_lr=1e-5"]) == {"optim.text_lr": 1e-5}
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_overrides(["train.epochs"])
+
+
+def test_cnn_learns_and_its_checkpoint_reloads(tmp_path, colour_faces):
+    result = train(load_training_config(cnn_config(tmp_path, colour_faces, tmp_path / "run", epochs=3)))
+    assert result.history[-1] < result.history[0]
+    assert set(result.val) == {"val/war", "val/uar"}
+    metadata = checkpoint_metadata(result.model_path)
+    assert metadata["model"] == "cnn-mobilenetv2" and metadata["labels"][:3] == ("neutral", "happy", "sad")
+    reloaded = create_model("cnn-mobilenetv2", pretrained=result.model_path)
+    for key, value in load_file(result.model_path).items():
+        torch.testing.assert_close(reloaded.state_dict()[key], value)
+    assert any((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    with pytest.raises(UserError, match="is a cnn-mobilenetv2 checkpoint"):
+        create_model("cnn-efficientnet-b0", pretrained=result.model_path)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, colour_faces):
+    straight = train(load_training_config(cnn_config(tmp_path, colour_faces, tmp_path / "straight", epochs=2)))
+    first = train(load_training_config(cnn_config(tmp_path, colour_faces, tmp_path / "resumed", epochs=1)))
+    resumed = train(load_training_config(cnn_config(tmp_path, colour_faces, tmp_path / "resumed", epochs=2)))
+    assert len(first.history) == 1 and len(resumed.history) == 1  # the second run did epoch 2 only
+    expected, got = load_file(straight.model_path), load_file(resumed.model_path)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+
+
+def test_exp_clip_head_learns_llm_targets_and_saves_only_the_head(tmp_path, colour_faces):
+    images = sorted(str(p.relative_to(colour_faces)) for p in (colour_faces / "train").rglob("*.png"))[:16]
+    targets = torch.randn(len(images), 4096, generator=torch.Generator().manual_seed(0))
+    write_llm_targets(colour_faces / "targets_test.safetensors", images, targets, llm="random (test)")
+    config = write_config(tmp_path / "exp.yaml", f"""
+model: {{name: exp-clip-vit-b-32, options: {{clip_weights: null}}}}
+data: {{llm_targets: {colour_faces / 'targets_test.safetensors'}, hflip: false}}
+optim: {{name: sgd, lr: 1.0, momentum: 0.9, weight_decay: 1.0e-4}}
+train: {{output_dir: {tmp_path / 'exp'}, epochs: 4, batch_size: 8, drop_last: true}}
+""")
+    result = train(load_training_config(config))
+    assert result.history[-1] < result.history[0]
+    assert set(load_file(result.model_path)) == {"head.weight"}
+    reloaded = create_model("exp-clip-vit-b-32", pretrained=result.model_path, clip_weights=None)
+    torch.testing.assert_close(reloaded.head.weight, load_file(result.model_path)["head.weight"])
+
+
+def test_missing_training_data_is_a_user_error(tmp_path):
+    config = write_config(tmp_path / "none.yaml", f"model: {{name: cnn-mobilenetv2}}\n"
+                                                  f"train: {{output_dir: {tmp_path / 'x'}}}\n")
+    with pytest.raises(UserError, match="data.train.root is required"):
+        train(load_training_config(config))
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_stay_in_sync(tmp_path, colour_faces):
+    """accelerate launch with 2 gloo ranks: both finish with identical parameters, and the loss went down."""
+    config = cnn_config(tmp_path, colour_faces, tmp_path / "ddp", epochs=2)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(REPO / "scripts" / "train_recognition.py"), "--config", str(config)]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checksums = re.search(r"parameter checksum per process: (.+)", result.stdout).group(1).split()
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
+    losses = [float(x) for x in re.search(r"loss per epoch: (.+)", result.stdout).group(1).split()]
+    assert losses[-1] < losses[0]
