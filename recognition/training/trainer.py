@@ -37,6 +37,8 @@ from recognition.training.config import ACLSection, OptimSection, TrainingConfig
 from recognition.training.data import EpochShuffle, LabelledFaces, LLMTargetFaces, read_source
 
 LOG = logging.getLogger(__name__)
+INITIALISATION_OPTIONS = ("pretrained_backbone",)
+"""Factory options that only initialise weights: left out of the trained checkpoint, which replaces those weights."""
 logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-file save/load lines drown the progress
 
 
@@ -240,7 +242,8 @@ def train(config: TrainingConfig) -> TrainResult:
     trained = accelerator.unwrap_model(objective).model
     model_path = output / "model.safetensors"
     if accelerator.is_main_process:
-        save_checkpoint(trained, model_path, config.model.name, config.model.options, dataclasses.asdict(config))
+        options = {k: v for k, v in config.model.options.items() if k not in INITIALISATION_OPTIONS}
+        save_checkpoint(trained, model_path, config.model.name, options, dataclasses.asdict(config))
     checksum = sum(p.detach().double().sum() for p in trained.parameters()).reshape(1).float().to(accelerator.device)
     checksums = accelerator.gather(checksum).cpu().tolist()
     accelerator.wait_for_everyone()

@@ -126,3 +126,19 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, colour_faces):
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     losses = [float(x) for x in re.search(r"loss per epoch: (.+)", result.stdout).group(1).split()]
     assert losses[-1] < losses[0]
+
+
+def test_caption_clip_trains_with_two_learning_rates_and_reloads(tmp_path, colour_faces):
+    config = write_config(tmp_path / "caption.yaml", f"""
+model: {{name: caption-clip-resnet50, options: {{text_layers: 1, text_dim: 32, text_heads: 2, text_hidden: 64}}}}
+data: {{train: {{root: {colour_faces / "train"}}}}}
+optim: {{name: adamw, lr: 1.0e-4, text_lr: 1.0e-5}}
+train: {{output_dir: {tmp_path / 'caption'}, epochs: 1, batch_size: 12}}
+""")
+    result = train(load_training_config(config))
+    assert np.isfinite(result.history[0])
+    reloaded = create_model("caption-clip-resnet50", pretrained=result.model_path)
+    for key, value in load_file(result.model_path).items():
+        torch.testing.assert_close(reloaded.state_dict()[key], value)
+    optimizer = torch.load(tmp_path / "caption" / "checkpoints" / "last" / "optimizer.bin", weights_only=False)
+    assert sorted(group["lr"] for group in optimizer["param_groups"]) == [1e-5, 1e-4]

@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""WAR / UAR of every recognition family trained on the synthetic emotion set and tested on unseen identities, plus
+the pretrained FER2013 mini-Xception on the same test set. Prints a Markdown table and writes results.json.
+
+    python scripts/make_emotion_set.py --out out/emotion_set            # the data (a few minutes)
+    python benchmarks/recognition_accuracy.py --data out/emotion_set --epochs 10 [--models 'cnn-*']
+
+Entries and their training overrides: configs/recognition/accuracy_benchmark.yaml. Each model trains with
+scripts/train_recognition.py's loop into OUT/<model>/ (re-running resumes or skips finished models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from recognition import create_model  # noqa: E402
+from recognition.data.readers import read_folders  # noqa: E402
+from recognition.metrics import confusion_matrix, uar, war  # noqa: E402
+from recognition.training.config import load_training_config  # noqa: E402
+from recognition.training.trainer import train  # noqa: E402
+
+BENCHMARK = REPO / "configs" / "recognition" / "accuracy_benchmark.yaml"
+
+
+def test_scores(model, data: Path) -> dict[str, float]:
+    """WAR / UAR of `model` on data/test (labels it lacks are dropped)."""
+    samples = [s for s in read_folders(data / "test") if s.label in model.labels]
+    truth, predicted = [], []
+    for start in range(0, len(samples), 32):
+        chunk = samples[start:start + 32]
+        predicted += list(model.predict_proba([s.image() for s in chunk]).argmax(axis=1))
+        truth += [model.labels.index(s.label) for s in chunk]
+    matrix = confusion_matrix(truth, predicted, len(model.labels))
+    return {"war": war(matrix), "uar": uar(matrix), "test images": len(samples)}
+
+
+def train_entry(name: str, entry: dict, common: list[str], data: Path, out: Path, epochs: int) -> dict[str, float]:
+    overrides = [*common, *entry["overrides"], f"train.epochs={epochs}", f"train.output_dir={out / name}",
+                 "data.train.layout=folders", f"data.train.root={data / 'train'}", "data.train.split=''",
+                 "data.val.layout=folders", f"data.val.root={data / 'test'}", "data.val.split=''",
+                 "model.pretrained=null", "data.llm_targets=null"]
+    start = time.perf_counter()
+    result = train(load_training_config(REPO / entry["config"], overrides))
+    model = create_model(name, pretrained=result.model_path)
+    return {**test_scores(model, data), "train seconds": time.perf_counter() - start, "final loss": result.history[-1]
+            if result.history else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO / "out" / "emotion_set", help="scripts/make_emotion_set.py output")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "accuracy", help="training runs and results.json")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--models", default="*", help="fnmatch pattern over the benchmark's entries")
+    args = parser.parse_args()
+    benchmark = yaml.safe_load(BENCHMARK.read_text())
+    results = {"fer2013-minixception (pretrained, not trained here)": test_scores(create_model("fer2013-minixception"), args.data)}
+    for name, entry in benchmark["models"].items():
+        if fnmatch.fnmatch(name, args.models):
+            results[name] = train_entry(name, entry, benchmark["common"], args.data, args.out, args.epochs)
+            print(name, results[name], flush=True)
+    chance = 1 / 7
+    print(f"\n| model | WAR | UAR | (chance {chance:.3f}, 2x chance {2 * chance:.3f}) |\n|---|---|---|---|")
+    for name, row in results.items():
+        print(f"| {name} | {row['war']:.3f} | {row['uar']:.3f} | {'beats 2x chance' if row['uar'] > 2 * chance else ''} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
