@@ -30,3 +30,10 @@ def assert_one_line_error(code, err, *fragments):
     assert len(lines) == 1, err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def run_with_output(script, capfd, *argv):
+    """(exit code, stdout, stderr) of `script.main(argv)` run the way the command line runs it."""
+    code = run_cli(script.main, [str(a) for a in argv])
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
