@@ -23,9 +23,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from ned_outlier.io.atomic import atomic_output  # noqa: E402
 from recognition import create_model  # noqa: E402
-from recognition.data.readers import read_folders  # noqa: E402
-from recognition.metrics import confusion_matrix, uar, war  # noqa: E402
+from recognition.evaluate import evaluate, summarise  # noqa: E402
 from recognition.training.config import load_training_config  # noqa: E402
 from recognition.training.trainer import train  # noqa: E402
 
@@ -33,15 +33,10 @@ BENCHMARK = REPO / "configs" / "recognition" / "accuracy_benchmark.yaml"
 
 
 def test_scores(model, data: Path) -> dict[str, float]:
-    """WAR / UAR of `model` on data/test (labels it lacks are dropped)."""
-    samples = [s for s in read_folders(data / "test") if s.label in model.labels]
-    truth, predicted = [], []
-    for start in range(0, len(samples), 32):
-        chunk = samples[start:start + 32]
-        predicted += list(model.predict_proba([s.image() for s in chunk]).argmax(axis=1))
-        truth += [model.labels.index(s.label) for s in chunk]
-    matrix = confusion_matrix(truth, predicted, len(model.labels))
-    return {"war": war(matrix), "uar": uar(matrix), "test images": len(samples)}
+    """WAR / UAR of `model` on data/test (whole images: they are face crops), as scripts/evaluate.py scores them."""
+    records = evaluate(data / "test", model, faces=None).records
+    metrics = summarise(records, model.labels)["metrics"]
+    return {"war": metrics["war"], "uar": metrics["uar"], "test images": metrics["labelled"]}
 
 
 def train_entry(name: str, entry: dict, common: list[str], data: Path, out: Path, epochs: int) -> dict[str, float]:
@@ -74,7 +69,8 @@ def main() -> None:
     for name, row in results.items():
         print(f"| {name} | {row['war']:.3f} | {row['uar']:.3f} | {'beats 2x chance' if row['uar'] > 2 * chance else ''} |")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    with atomic_output(args.out / "results.json") as temp:
+        temp.write_text(json.dumps(results, indent=2, default=float) + "\n")
 
 
 if __name__ == "__main__":

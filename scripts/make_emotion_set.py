@@ -82,14 +82,15 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; the build itself checks that the centre face is fitted.
     logging.getLogger("ned_outlier.reconstruction.reconstructor").setLevel(logging.WARNING)
-    from recognition.data.synthetic import build_emotion_set, contact_sheet, load_set_config, write_png
+    from ned_outlier.io.image import write_image
+    from recognition.data.synthetic import build_emotion_set, contact_sheet, load_set_config
 
     config = load_set_config(args.config, overrides(args))
     summary = build_emotion_set(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
     identities = summary.identities()
     sheet = args.sheet or next(iter(identities["test"] or identities["train"]), None)
     if sheet is not None:
-        write_png(args.out / "contact_sheet.png", contact_sheet(args.out, summary.rows, sheet, config.labels))
+        write_image(args.out / "contact_sheet.png", contact_sheet(args.out, summary.rows, sheet, config.labels))
     print(report(summary, time.perf_counter() - start))
     print(f"wrote {args.out} (manifest.csv{', contact_sheet.png of ' + sheet if sheet else ''})")
 

@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     import cv2
     import numpy as np
 
-    from ned_outlier.io.atomic import atomic_output
+    from ned_outlier.io.image import write_image
     from ned_outlier.io.video import VideoReader
     from ned_outlier.pipeline import FrameEditor, load_edit_config, target_codes
     from ned_outlier.reconstruction.params import FaceParams
@@ -75,9 +75,7 @@ def main(argv=None) -> None:
                         cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(tile)
         rows.append(np.hstack(tiles))
-    with atomic_output(args.out) as temp:
-        if not cv2.imwrite(str(temp), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
-            raise UserError(f"could not write {args.out}")
+    write_image(args.out, np.vstack(rows))
     print(f"wrote {args.out}")
 
 

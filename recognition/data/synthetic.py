@@ -40,6 +40,7 @@ from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, warp_to_crop
 from ned_outlier.face.detector import FaceDetector
 from ned_outlier.io.atomic import atomic_output
+from ned_outlier.io.image import write_image
 from ned_outlier.io.video import VideoReader
 from ned_outlier.manipulator.facs import MOUTH_MODES
 from ned_outlier.pipeline import EditConfig, FrameEditor, load_edit_config, target_codes
@@ -265,14 +266,6 @@ def square_within(box: np.ndarray, margin: float, area: tuple[float, float, floa
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """RGB uint8 image to `path` (folders made), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as temp:
-        if not cv2.imwrite(str(temp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise UserError(f"could not write {path}")
-
-
 def photo_faces(name: str, source: SourceConfig, config: SetConfig, detector: FaceDetector, workdir: Path,
                 skipped: list) -> list[Face]:
     """Every face of a photo source, each cut out into `workdir` as a PNG for the reconstructor."""
@@ -291,7 +284,7 @@ def photo_faces(name: str, source: SourceConfig, config: SetConfig, detector: Fa
             path = workdir / f"{identity}.png"
             matrix = square_matrix(box, config.region_size, config.region_margin)
             region = warp_to_crop(photo, matrix, config.region_size)
-            write_png(path, region)
+            write_image(path, region)
             area = visible_area(matrix, photo.shape, config.region_size)
             faces.append(Face(identity, name, path, video=False, frames=1, area=area,
                               track=centre_face(detector, region)))
@@ -446,7 +439,7 @@ def build_emotion_set(config: SetConfig, out: Path, overwrite: bool = False, pro
             split = "test" if face.identity in config.test_identities else "train"
             for label, frame, intensity, crop in edited_crops(face, params, frames, config, edit, names):
                 relative = Path(split) / label / image_name(face.identity, frame, intensity)
-                write_png(out / relative, crop)
+                write_image(out / relative, crop)
                 rows.append(ManifestRow(relative.as_posix(), label, face.identity, split, face.source, frame,
                                         intensity))
     rows.sort(key=lambda row: row.path)

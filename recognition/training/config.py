@@ -69,11 +69,14 @@ class OptimSection:
 @dataclass(frozen=True)
 class ACLSection:
     """RMFER's second stage: from epoch `start_epoch` (0-based) on, each step adds weight (lambda2) * L_ACL on a batch
-    of `batch_size` unlabeled track crops; tau, gamma and the frame windows are the loss's."""
+    of `batch_size` unlabeled track crops, made of anchors each with `positives` and `negatives` crops
+    (recognition.data.face_tracks.ACLBatchSampler); tau, gamma and the frame windows are the loss's."""
 
     start_epoch: int = 1
     weight: float = 1.0
-    batch_size: int = 32
+    batch_size: int = 101
+    positives: int = 50
+    negatives: int = 50
     tau: float = 0.1
     gamma: float = 0.1
     positive_window: int = 5

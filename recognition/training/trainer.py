@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import cycle
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +123,16 @@ def _track_loader(config: TrainingConfig, model: nn.Module) -> DataLoader | None
 
     acl = config.acl
     crops = read_face_tracks(config.data.face_tracks)
-    sampler = ACLBatchSampler(crops, acl.batch_size, acl.positive_window, acl.negative_gap, seed=config.train.seed)
+    sampler = ACLBatchSampler(crops, acl.batch_size, acl.positive_window, acl.negative_gap, seed=config.train.seed,
+                              positives=acl.positives, negatives=acl.negatives)
     return DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler,
                       num_workers=config.data.num_workers)
+
+
+def _endless(loader: DataLoader) -> Iterator:
+    """The loader's batches, pass after pass (each pass draws afresh; itertools.cycle would replay stored tensors)."""
+    while True:
+        yield from loader
 
 
 def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -206,7 +213,7 @@ def train(config: TrainingConfig) -> TrainResult:
     accelerator.init_trackers("tensorboard", config=_flat(config))
 
     history, metrics = [], {}
-    track_batches = cycle(tracks) if tracks is not None else None
+    track_batches = _endless(tracks) if tracks is not None else None
     for epoch in range(progress.epoch, config.train.epochs):
         loader.set_epoch(epoch)
         if tracks is not None:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -21,21 +20,6 @@ from recognition.training.config import load_training_config, parse_overrides
 from recognition.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
-COLOURS = {"happy": (220, 60, 40), "sad": (40, 60, 220), "neutral": (60, 200, 60)}
-
-
-@pytest.fixture(scope="module")
-def colour_faces(tmp_path_factory):
-    """Class-per-folder train/ and val/ sets: noisy images whose mean colour gives the class (learnable fast)."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("val", 4)):
-        for label, colour in COLOURS.items():
-            (root / split / label).mkdir(parents=True)
-            for i in range(count):
-                image = np.clip(np.array(colour) + rng.normal(0, 40, (40, 40, 3)), 0, 255).astype(np.uint8)
-                cv2.imwrite(str(root / split / label / f"{i}.png"), image)
-    return root
 
 
 def write_config(path, text):

@@ -1,0 +1,21 @@
+"""Write RGB images as files, atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ned_outlier.errors import UserError
+from ned_outlier.io.atomic import atomic_output
+
+
+def write_image(path: str | Path, rgb: np.ndarray) -> Path:
+    """RGB uint8 image (H, W, 3) to `path` (format from its suffix: .png, .jpg), parent folders made, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temp:
+        if not cv2.imwrite(str(temp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+            raise UserError(f"could not write {path}")
+    return path
