@@ -6,7 +6,8 @@ the pretrained FER2013 mini-Xception on the same test set. Prints a Markdown tab
     python benchmarks/recognition_accuracy.py --data out/emotion_set --epochs 10 [--models 'cnn-*']
 
 Entries and their training overrides: configs/recognition/accuracy_benchmark.yaml. Each model trains with
-scripts/train_recognition.py's loop into OUT/<model>/ (re-running resumes or skips finished models).
+scripts/train_recognition.py's loop into OUT/<model>/ (re-running resumes or skips finished models); results.json
+keeps the rows of earlier runs, so the families can be run one at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from recognition.training.config import load_training_config  # noqa: E402
 from recognition.training.trainer import train  # noqa: E402
 
 BENCHMARK = REPO / "configs" / "recognition" / "accuracy_benchmark.yaml"
+PRETRAINED = "fer2013-minixception (pretrained, not trained here)"
 
 
 def test_scores(model, data: Path) -> dict[str, float]:
@@ -59,19 +61,34 @@ def main() -> None:
     parser.add_argument("--models", default="*", help="fnmatch pattern over the benchmark's entries")
     args = parser.parse_args()
     benchmark = yaml.safe_load(BENCHMARK.read_text())
-    results = {"fer2013-minixception (pretrained, not trained here)": test_scores(create_model("fer2013-minixception"), args.data)}
+    results_file = args.out / "results.json"  # rows of earlier runs (other --models) are kept
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results[PRETRAINED] = test_scores(create_model("fer2013-minixception"), args.data)
     for name, entry in benchmark["models"].items():
         if fnmatch.fnmatch(name, args.models):
             results[name] = train_entry(name, entry, benchmark["common"], args.data, args.out, args.epochs)
+            results[name]["epochs"] = args.epochs
             print(name, results[name], flush=True)
-    chance = 1 / 7
-    print(f"\n| model | WAR | UAR | (chance {chance:.3f}, 2x chance {2 * chance:.3f}) |\n|---|---|---|---|")
-    for name, row in results.items():
-        print(f"| {name} | {row['war']:.3f} | {row['uar']:.3f} | {'beats 2x chance' if row['uar'] > 2 * chance else ''} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / "results.json") as temp:
+            write_results(results_file, results)
+    write_results(results_file, results)
+    print(table(results))
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temp:
         temp.write_text(json.dumps(results, indent=2, default=float) + "\n")
 
+
+def table(results: dict) -> str:
+    """Markdown: one row per model, chance level in the header."""
+    chance = 1 / 7
+    lines = [f"| model | epochs | WAR | UAR | train min | (chance {chance:.3f}) |", "|---|---|---|---|---|---|"]
+    for name, row in results.items():
+        minutes = f"{row['train seconds'] / 60:.0f}" if "train seconds" in row else "-"
+        lines.append(f"| {name} | {row.get('epochs', '-')} | {row['war']:.3f} | {row['uar']:.3f} | {minutes} | "
+                     f"{'UAR > 2x chance' if row['uar'] > 2 * chance else ''} |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

@@ -40,3 +40,19 @@ def testsrc(ffmpeg) -> Callable[..., Path]:
         return ffmpeg(output, *inputs, "-t", str(seconds), *output_args)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_mead(tmp_path_factory, ffmpeg) -> Path:
+    """A MEAD-layout set of real clips, actor M001: happy (the Pexels clip's first 12 frames), sad (its first 15),
+    neutral (a 12-frame clip without a face)."""
+    from ned_outlier.assets import asset_path
+
+    root = tmp_path_factory.mktemp("mead")
+    clips = {"happy/level_3": ("pexels_video", 12), "sad/level_3": ("pexels_video", 15),
+             "neutral/level_1": ("no_face_video", 12)}
+    for folder, (asset, frames) in clips.items():
+        (root / "M001/video/front" / folder).mkdir(parents=True)
+        ffmpeg(root / "M001/video/front" / folder / "001.mp4", "-i", str(asset_path(asset)), "-frames:v",
+               str(frames), "-c:v", "libx264")
+    return root

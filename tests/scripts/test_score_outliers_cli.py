@@ -1,0 +1,33 @@
+"""scripts/score_outliers.py as a user runs it: the offline default scorer on a tiny MEAD-layout set, and one-line
+errors."""
+
+import csv
+
+import pytest
+
+from cli_checks import assert_one_line_error, load_script, run, run_with_output
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("score_outliers")
+
+
+@pytest.mark.slow
+def test_the_packaged_classifier_scores_every_window(script, tiny_mead, tmp_path, capfd):
+    code, out, err = run_with_output(script, capfd, tiny_mead, "--out", tmp_path, "--quiet")
+    assert code == 0, err
+    assert "3 clips, 9 windows scored by fer2013-minixception" in out
+    lambdas = [float(row["lambda"]) for row in csv.DictReader(open(tmp_path / "windows.csv"))]
+    assert len(lambdas) == 9 and all(0 < v <= 1 for v in lambdas)
+    assert (tmp_path / "hist_happy.png").stat().st_size > 1000
+
+
+def test_missing_data_and_missing_clip_weights_are_one_line_errors(script, tiny_mead, tmp_path, capfd):
+    code, err = run(script, capfd, tmp_path / "nothing", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "MEAD folder not found")
+    code, err = run(script, capfd, tiny_mead, "--scorer", "clip", "--pretrained", tmp_path / "vit.bin",
+                    "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "CLIP weights not found", "vit.bin")
+    code, err = run(script, capfd, tiny_mead, "--scorer", "no-such-model", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "unknown model 'no-such-model'")
