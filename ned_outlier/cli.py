@@ -21,6 +21,7 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never hang on model-hub retries: nothing is downloaded here
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # a line per file of every saved training state
     try:
         main(argv)
     except UserError as error:

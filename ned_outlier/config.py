@@ -92,3 +92,25 @@ def replace_fields(config: T, overrides: dict[str, Any]) -> T:
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain nested dict of a config dataclass (for saving beside outputs)."""
     return dataclasses.asdict(config)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """["train.epochs=2", "model.options={hidden: 64}"] -> {"train.epochs": 2, ...}; values are YAML."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=2)")
+        overrides[key.strip()] = _yaml_value(value)
+    return overrides
+
+
+def _yaml_value(text: str) -> Any:
+    """YAML value of `text`, except that 1e-5 is a float (YAML 1.1 reads it as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

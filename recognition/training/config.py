@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
 
-from ned_outlier.config import load_config, replace_fields
+from ned_outlier.config import load_config, parse_overrides, replace_fields
 from ned_outlier.errors import UserError
 
 
@@ -108,28 +106,6 @@ class TrainingConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     acl: ACLSection = field(default_factory=ACLSection)
     train: TrainSection = field(default_factory=TrainSection)
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["train.epochs=2", "model.options={hidden: 64}"] -> {"train.epochs": 2, ...}; values are YAML."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=2)")
-        overrides[key.strip()] = _yaml_value(value)
-    return overrides
-
-
-def _yaml_value(text: str) -> Any:
-    """YAML value of `text`, except that 1e-5 is a float (YAML 1.1 reads it as a string)."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def load_training_config(path: str | Path, overrides: list[str] | None = None) -> TrainingConfig:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ned_outlier.errors import UserError
+from ned_outlier.training_state import Progress, flat_config, save_resume_state
 from recognition.checkpoint import save_checkpoint
 from recognition.metrics import confusion_matrix, uar, war
 from recognition.registry import create_model
@@ -59,21 +58,6 @@ class TrainingObjective(nn.Module):
                                                            positive_window=acl.positive_window,
                                                            negative_gap=acl.negative_gap)
         return loss
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved with the accelerate state."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0
-
-    def state_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
 
 
 @dataclass(frozen=True)
@@ -135,34 +119,6 @@ def _endless(loader: DataLoader) -> Iterator:
         yield from loader
 
 
-def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"train.epochs": 2, ...} with TensorBoard-friendly values (others as strings)."""
-    items = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    flat = {}
-    for key, value in items.items():
-        if isinstance(value, dict) and value and key != "options":
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
-
-
-def _save_state(accelerator: Accelerator, checkpoints: Path) -> None:
-    """accelerator.save_state into checkpoints/last, atomically: written beside it, then renamed over it."""
-    partial, last, old = checkpoints / ".last.partial", checkpoints / "last", checkpoints / ".last.old"
-    if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if last.exists():
-            last.rename(old)
-        partial.rename(last)
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
 @torch.no_grad()
 def evaluate(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> dict[str, float]:
     """WAR and UAR of `model` over a prepared labelled loader (all processes' predictions gathered)."""
@@ -210,7 +166,7 @@ def train(config: TrainingConfig) -> TrainResult:
         accelerator.load_state(str(checkpoints / "last"))
         if accelerator.is_main_process:
             LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", progress.epoch, progress.step_in_epoch)
-    accelerator.init_trackers("tensorboard", config=_flat(config))
+    accelerator.init_trackers("tensorboard", config=flat_config(config))
 
     history, metrics = [], {}
     track_batches = _endless(tracks) if tracks is not None else None
@@ -234,7 +190,7 @@ def train(config: TrainingConfig) -> TrainResult:
             if progress.global_step % config.train.log_every == 0:
                 accelerator.log({"train/loss": float(np.mean(losses[-config.train.log_every:]))}, step=progress.global_step)
             if config.train.checkpoint_every and progress.global_step % config.train.checkpoint_every == 0:
-                _save_state(accelerator, checkpoints)
+                save_resume_state(accelerator, checkpoints)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         epoch_loss = torch.tensor([float(np.mean(losses)) if losses else float("nan")], device=accelerator.device)
         history.append(accelerator.gather(epoch_loss).mean().item())  # the mean over all processes
@@ -244,7 +200,7 @@ def train(config: TrainingConfig) -> TrainResult:
         if accelerator.is_main_process:
             LOG.info("epoch %d: loss %.4f %s", epoch + 1, history[-1],
                      " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        _save_state(accelerator, checkpoints)
+        save_resume_state(accelerator, checkpoints)
 
     trained = accelerator.unwrap_model(objective).model
     model_path = output / "model.safetensors"

@@ -16,7 +16,8 @@ from ned_outlier.errors import UserError
 from recognition import create_model
 from recognition.checkpoint import checkpoint_metadata
 from recognition.data.llm_targets import write_llm_targets
-from recognition.training.config import load_training_config, parse_overrides
+from ned_outlier.config import parse_overrides
+from recognition.training.config import load_training_config
 from recognition.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]

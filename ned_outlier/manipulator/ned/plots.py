@@ -1,0 +1,38 @@
+"""Figures of code sequences: what a person looks at to see what the manipulator does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ned_outlier.reconstruction.params import ParamSchema
+
+
+def plot_translations(source: np.ndarray, translated: dict[str, np.ndarray], schema: ParamSchema, top: int = 6):
+    """A matplotlib figure: one panel per emotion with the `top` expression components that change most across
+    the translations, source (dashed) against translated (solid) over the window; codes (T, M + E), mouth first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mouth = len(schema.mouth_names)
+    names = schema.mouth_names + schema.expression_names
+    change = np.mean([np.abs(codes[:, mouth:] - source[:, mouth:]).mean(axis=0) for codes in translated.values()],
+                     axis=0)
+    shown = mouth + np.argsort(change)[::-1][:top]
+    columns = min(4, len(translated))
+    rows = -(-len(translated) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), sharey=True, squeeze=False)
+    colours = plt.cm.tab10(np.arange(len(shown)))
+    for axis, (emotion, codes) in zip(axes.flat, translated.items()):
+        for colour, index in zip(colours, shown):
+            axis.plot(source[:, index], "--", color=colour, linewidth=1)
+            axis.plot(codes[:, index], color=colour, linewidth=1.5, label=names[index])
+        axis.set_title(emotion)
+        axis.set_xlabel("frame")
+    for axis in axes.flat[len(translated):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    figure.suptitle("source (dashed) -> translated (solid)")
+    figure.tight_layout()
+    return figure

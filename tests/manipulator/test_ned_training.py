@@ -1,0 +1,107 @@
+"""NED training on a tiny SynthMEAD: something is learned, the checkpoint reloads and refuses another schema, a
+resumed run equals an uninterrupted one, the outlier weights act as lambda, and two CPU processes stay in sync."""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ned_outlier.data.synthmead import MotionConfig, SynthConfig, build_synthmead
+from ned_outlier.errors import UserError
+from ned_outlier.manipulator.ned.checkpoint import load_ned
+from ned_outlier.manipulator.ned.trainer import decay_factor, load_ned_config, train_ned
+from ned_outlier.reconstruction.params import ParamSchema
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def synthmead(tmp_path_factory):
+    """The astronaut as actor S001: neutral, happy, surprised, two 20-frame clips each, reconstructed once."""
+    root = tmp_path_factory.mktemp("synthmead")
+    config = SynthConfig(sources={"astronaut": {"media": "skimage:astronaut"}},
+                         emotions=("neutral", "happy", "surprised"), clips_per_emotion=2,
+                         motion=MotionConfig(frames=20), outliers={})
+    build_synthmead(config, root, progress=False)
+    return root
+
+
+def tiny(synthmead, output, *overrides):
+    return load_ned_config(REPO / "configs/ned/tiny_cpu.yaml", [
+        f"data.root={synthmead}", f"data.cache={synthmead.parent / (synthmead.name + '_params')}",
+        "data.emotions=[neutral, happy, surprised]", f"train.output_dir={output}", "train.batch_size=8",
+        *overrides])
+
+
+def test_decay_is_neds_linear_schedule():
+    assert [decay_factor(e, 10, 10) for e in range(10)] == pytest.approx([1 - e / 10 for e in range(10)])
+    assert [decay_factor(e, 4, 2) for e in range(4)] == [1.0, 1.0, 1.0, 0.5]
+    assert decay_factor(3, 4, 0) == 1.0
+
+
+def test_learns_and_the_checkpoint_reloads(synthmead, tmp_path):
+    result = train_ned(tiny(synthmead, tmp_path / "run", "train.epochs=4", "train.decay_epochs=0"), progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["g_latent/cycle"] < first["g_latent/cycle"]  # the generator learns to map codes back
+    assert last["g_latent/mouth"] > first["g_latent/mouth"]  # and to keep the mouth's motion
+    nets, schema, emotions = load_ned(result.model_path)
+    assert emotions == ("neutral", "happy", "surprised") and schema.backend == "mediapipe-au"
+    other = ParamSchema("deca-flame", tuple(f"exp{i}" for i in range(50)), ("jaw",), 5023)
+    with pytest.raises(UserError, match="made for parameters of backend 'mediapipe-au'"):
+        load_ned(result.model_path, expected_schema=other)
+    assert any((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_resumed_run_equals_an_uninterrupted_one(synthmead, tmp_path):
+    whole = train_ned(tiny(synthmead, tmp_path / "whole", "train.epochs=3", "train.decay_epochs=0"), progress=False)
+    train_ned(tiny(synthmead, tmp_path / "parts", "train.epochs=2", "train.decay_epochs=0"), progress=False)
+    resumed = train_ned(tiny(synthmead, tmp_path / "parts", "train.epochs=3", "train.decay_epochs=0"),
+                        progress=False)
+    assert len(resumed.history) == 1  # only the third epoch ran
+    assert resumed.checksum == whole.checksum
+
+
+def write_lambdas(path, synthmead, value):
+    """A windows.csv giving every window of every clip the same lambda."""
+    rows = [(clip.relative_to(synthmead).as_posix(), start, value)
+            for clip in sorted(synthmead.rglob("*.mp4")) for start in range(11)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "emotion", "start", "probability", "lambda"])
+        writer.writerows([(p, "x", s, v, v) for p, s, v in rows])
+    return path
+
+
+def test_lambda_weights_the_loss(synthmead, tmp_path):
+    plain = train_ned(tiny(synthmead, tmp_path / "plain", "train.epochs=1"), progress=False)
+    ones = write_lambdas(tmp_path / "ones.csv", synthmead, 1.0)
+    weighted = train_ned(tiny(synthmead, tmp_path / "ones", "train.epochs=1", f"data.lambdas={ones}"),
+                         progress=False)
+    assert weighted.checksum == pytest.approx(plain.checksum, rel=1e-6)  # lambda 1 everywhere: plain NED
+    zeros = write_lambdas(tmp_path / "zeros.csv", synthmead, 0.0)
+    frozen = train_ned(tiny(synthmead, tmp_path / "zeros", "train.epochs=1", f"data.lambdas={zeros}"),
+                       progress=False)
+    assert frozen.history[0]["lambda/mean"] == 0.0
+    untouched = train_ned(tiny(synthmead, tmp_path / "untouched", "train.epochs=1", "optim.lr=0.0",
+                               "optim.mapping_lr=0.0"), progress=False)
+    assert frozen.checksum == pytest.approx(untouched.checksum, rel=1e-6)  # lambda 0: no gradient, no change
+
+
+def test_two_cpu_processes_stay_in_sync(synthmead, tmp_path):
+    cache = synthmead.parent / (synthmead.name + "_params")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(REPO / "scripts" / "train_ned.py"), "--config", str(REPO / "configs/ned/tiny_cpu.yaml"),
+               "--set", f"data.root={synthmead}", "--set", f"data.cache={cache}",
+               "--set", "data.emotions=[neutral, happy, surprised]", "--set", "train.batch_size=4",
+               "--output-dir", str(tmp_path / "ddp"), "--quiet"]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checksums = re.search(r"parameter checksum per process: (.+)", result.stdout).group(1).split()
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
