@@ -134,9 +134,11 @@ def edit_video(
     reconstruction: ReconstructionConfig = ReconstructionConfig(),
     preview: str | Path | None = None,
     progress: bool = True,
+    manipulator=None,
 ) -> EditReport:
     """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
-    original | edited `preview`). `params` reuses a saved reconstruction of `video`."""
+    original | edited `preview`). `params` reuses a saved reconstruction of `video`. `manipulator`: an object with
+    NedManipulator's target_codes (None: the `facs` prototypes of `config`)."""
     inputs = [video] + ([reference] if reference is not None else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
@@ -148,7 +150,11 @@ def edit_video(
         raise UserError(f"the face parameters were reconstructed from a {params.video.width}x{params.video.height} "
                         f"video ({params.video.path}), not from {video} ({info.width}x{info.height})")
     reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
-    editor = FrameEditor(params, target_codes(config, params, emotion, reference_params, intensity, mouth), config)
+    if manipulator is None:
+        target = target_codes(config, params, emotion, reference_params, intensity, mouth)
+    else:
+        target = manipulator.target_codes(params, emotion, reference_params, intensity, mouth)
+    editor = FrameEditor(params, target, config)
     editor.prepare(reader, progress=progress)
     frames = 0
     with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer, _PreviewWriter(

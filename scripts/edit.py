@@ -37,6 +37,9 @@ def parse_args(argv):
     parser.add_argument("--mouth", choices=("keep", "edit"), default="keep",
                         help="keep: the jaw and lips follow the source (talking video, default); "
                              "edit: the mouth too moves to the target expression (silent clips)")
+    parser.add_argument("--manipulator", choices=("facs", "ned"), default="facs",
+                        help="facs: training-free FACS prototypes (default); ned: a trained NED checkpoint")
+    parser.add_argument("--checkpoint", type=Path, help="with --manipulator ned: model.safetensors of train_ned.py")
     parser.add_argument("--out", type=Path,
                         help="output video (default: beside the input, named <input>_<emotion>.mp4); "
                              "written atomically, never the input itself")
@@ -44,7 +47,7 @@ def parse_args(argv):
     parser.add_argument("--face", default="largest",
                         help="which face when several are tracked: 'largest' (default) or a track id")
     parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (the default facs manipulator is deterministic; kept for the learned one)")
+                        help="random seed: the latent z of --manipulator ned (facs is deterministic)")
     parser.add_argument("--params", type=Path, help="reuse a reconstruction saved by --save-params or reconstruct.py")
     parser.add_argument("--save-params", type=Path, help="save the reconstruction (params.npz) for later edits")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="edit YAML (default: %(default)s)")
@@ -77,6 +80,8 @@ def main(argv=None) -> None:
         raise UserError("give exactly one of --emotion or --reference")
     if not 0.0 <= args.intensity <= 1.0:
         raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
+    if (args.manipulator == "ned") != (args.checkpoint is not None):
+        raise UserError("--manipulator ned needs --checkpoint PATH (and --checkpoint needs --manipulator ned)")
     face = int(args.face) if args.face.isdigit() else args.face
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
@@ -98,6 +103,11 @@ def main(argv=None) -> None:
         ensure_not_input(path, args.video, *([args.reference] if args.reference else []))
         check_writable(path)
     config = load_edit_config(args.config)
+    manipulator = None
+    if args.manipulator == "ned":
+        from ned_outlier.manipulator.ned.inference import NedManipulator
+
+        manipulator = NedManipulator(args.checkpoint, seed=args.seed)
     reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
 
     if args.params is not None:
@@ -108,7 +118,7 @@ def main(argv=None) -> None:
         print(f"wrote {params.save(args.save_params)}")
     report = edit_video(args.video, out, config, emotion=emotion, reference=args.reference,
                         intensity=args.intensity, mouth=args.mouth, params=params, reconstruction=reconstruction,
-                        preview=preview, progress=not args.quiet)
+                        preview=preview, progress=not args.quiet, manipulator=manipulator)
     print(f"edited the face in {report.edited} of {report.frames} frames"
           + (f" ({report.fold_limited} with the change scaled down to avoid folding)" if report.fold_limited else ""))
     print(f"wrote {report.output}")

@@ -9,24 +9,11 @@ from ned_outlier.errors import UserError
 from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator
 from ned_outlier.pipeline import load_edit_config
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
-from ned_outlier.reconstruction.params import FaceParams, VideoMeta
+from tests.factories import face_params
 
 _, SCHEMA = mediapipe_au_model()
 E = SCHEMA.expression_names
 M = SCHEMA.mouth_names
-
-
-def params_with(expression, mouth, found=None):
-    frames = len(expression)
-    nan = lambda *shape: np.zeros((frames, *shape), np.float32)  # noqa: E731
-    return FaceParams(
-        schema=SCHEMA, video=VideoMeta("v.mp4", 64, 64, 25, 1, frames), track_id=0,
-        identity=np.zeros((478, 3), np.float32),
-        face_found=np.ones(frames, bool) if found is None else found,
-        crop_matrix=nan(2, 3).astype(np.float64), rotation=nan(3, 3), scale=nan(), translation=nan(3),
-        expression=np.asarray(expression, np.float32), mouth=np.asarray(mouth, np.float32),
-        vertices=nan(478, 3), landmarks=nan(478, 3), fit_error=nan(), mouth_occluded=np.zeros(frames, bool),
-    )
 
 
 def manipulator(strength=2.0):
@@ -41,7 +28,7 @@ def source_params():
     expression[:, E.index("AU43")] = [0.0, 1.0]  # a blink to be kept
     mouth = np.zeros((2, len(M)))
     mouth[:, M.index("AU26")] = [0.3, 0.9]  # speech
-    return params_with(expression, mouth)
+    return face_params(expression, mouth)
 
 
 def test_half_intensity_blend_by_hand():
@@ -73,7 +60,7 @@ def test_mouth_edit_moves_the_jaw_to_the_prototype():
 def test_reference_style_is_the_median_of_its_codes():
     reference_expression = np.zeros((3, len(E)))
     reference_expression[:, E.index("AU15")] = [0.2, 1.0, 5.0]  # an outlier frame does not drag the median
-    reference = params_with(reference_expression, np.zeros((3, len(M))))
+    reference = face_params(reference_expression, np.zeros((3, len(M))))
     target = manipulator().to_reference(source_params(), reference, intensity=1.0)
     np.testing.assert_allclose(target.expression[:, E.index("AU15")], [1.0, 1.0])
 

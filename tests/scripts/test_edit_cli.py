@@ -94,8 +94,11 @@ def test_reference_clip_style(script, capfd, clip, saved_params, tmp_path, ffmpe
         (["--emotion", "sad", "--reference", "x.mp4"], ["exactly one of --emotion or --reference"]),
         ([], ["exactly one of --emotion or --reference"]),
         (["--emotion", "sad", "--out", "/nonexistent-folder/out.mp4"], ["does not exist"]),
+        (["--emotion", "sad", "--manipulator", "ned"], ["--manipulator ned needs --checkpoint"]),
+        (["--emotion", "sad", "--manipulator", "ned", "--checkpoint", "missing.safetensors"],
+         ["NED checkpoint not found: missing.safetensors"]),
     ],
-    ids=["unknown-emotion", "intensity", "both", "neither", "unwritable"],
+    ids=["unknown-emotion", "intensity", "both", "neither", "unwritable", "ned-no-checkpoint", "ned-missing"],
 )
 def test_bad_requests(script, capfd, clip, argv, fragments):
     code, err = run(script, capfd, clip, *argv, "--quiet")
@@ -153,3 +156,25 @@ def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):
     info = VideoReader(tmp_path / "gris_surprised.mp4").info
     assert (info.width, info.height) == (321, 181)
     assert len(list(VideoReader(tmp_path / "gris_surprised.mp4"))) == 24
+
+
+def test_a_ned_checkpoint_edits_the_clip(script, capfd, clip, saved_params, tmp_path):
+    import torch
+
+    from ned_outlier.manipulator.ned.checkpoint import save_ned
+    from ned_outlier.manipulator.ned.networks import NedNetworks
+    from ned_outlier.reconstruction.params import FaceParams
+
+    params, _ = saved_params
+    schema = FaceParams.load(params).schema
+    torch.manual_seed(0)
+    nets = NedNetworks(len(schema.mouth_names) + len(schema.expression_names), 7)
+    checkpoint = save_ned(nets, tmp_path / "ned.safetensors", schema,
+                          ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised"))
+    out = tmp_path / "ned.mp4"
+    code, err = run(script, capfd, clip, "--emotion", "sad", "--manipulator", "ned", "--checkpoint", checkpoint,
+                    "--params", params, "--out", out, "--quiet")
+    assert code == 0, err
+    frames, source = list(VideoReader(out)), list(VideoReader(clip))
+    assert len(frames) == 36
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(source, frames)]) > 0.3  # an untrained NED moves the face
