@@ -159,6 +159,32 @@ class NedTrainResult:
     main_process: bool
 
 
+def make_optimizers(nets: NedNetworks, optim: OptimSection) -> dict[str, torch.optim.Optimizer]:
+    """NED's Adam per network (the mapping network with its own learning rate)."""
+    lr = {"generator": optim.lr, "mapping": optim.mapping_lr, "style_encoder": optim.lr, "discriminator": optim.lr}
+    return {name: torch.optim.Adam(getattr(nets, name).parameters(), lr=rate, betas=optim.betas)
+            for name, rate in lr.items()}
+
+
+STEPS = (("d_latent", ("discriminator",)), ("d_reference", ("discriminator",)),
+         ("g_latent", ("generator", "mapping", "style_encoder")), ("g_reference", ("generator",)))
+
+
+def iteration(accelerator: Accelerator, objective: nn.Module, optimizers: dict, source: Windows, reference: Windows,
+              z: torch.Tensor) -> dict[str, float]:
+    """NED's four steps (STEPS: which networks each one updates); returns every term as {"<step>/<term>": value}."""
+    logs = {}
+    for kind, update in STEPS:
+        for optimizer in optimizers.values():
+            optimizer.zero_grad()
+        loss, parts = objective(kind, source, reference, z)
+        accelerator.backward(loss)
+        for name in update:
+            optimizers[name].step()
+        logs |= {f"{kind}/{name}": value for name, value in parts.items()} | {f"{kind}/loss": loss.item()}
+    return logs
+
+
 def decay_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
     """NED's linear decay: the learning rate factor during 0-based `epoch`; it drops by 1 / decay_epochs after each
     of the last decay_epochs epochs (so 1 for all of a run without decay)."""
@@ -185,13 +211,7 @@ def train_ned(config: NedTrainingConfig, progress: bool = True) -> NedTrainResul
     schema = windows.schema
     nets = NedNetworks(windows.codes.shape[2], len(config.data.emotions), config.model)
     objective = NedObjective(nets, windows.mouth_dims, config.loss)
-    optim = config.optim
-    optimizers = {
-        "generator": torch.optim.Adam(nets.generator.parameters(), lr=optim.lr, betas=optim.betas),
-        "mapping": torch.optim.Adam(nets.mapping.parameters(), lr=optim.mapping_lr, betas=optim.betas),
-        "style_encoder": torch.optim.Adam(nets.style_encoder.parameters(), lr=optim.lr, betas=optim.betas),
-        "discriminator": torch.optim.Adam(nets.discriminator.parameters(), lr=optim.lr, betas=optim.betas),
-    }
+    optimizers = make_optimizers(nets, config.optim)
     base_lr = {name: o.param_groups[0]["lr"] for name, o in optimizers.items()}
     dataset = TensorDataset(torch.from_numpy(windows.codes), torch.from_numpy(windows.emotion),
                             torch.from_numpy(windows.weight))
@@ -212,15 +232,6 @@ def train_ned(config: NedTrainingConfig, progress: bool = True) -> NedTrainResul
     use_weights = config.data.lambdas is not None
     latent_dim = config.model.latent_dim
 
-    def step(kind: str, source: Windows, reference: Windows, z: torch.Tensor, update: tuple[str, ...]) -> dict:
-        for optimizer in optimizers.values():
-            optimizer.zero_grad()
-        loss, parts = objective(kind, source, reference, z)
-        accelerator.backward(loss)
-        for name in update:
-            optimizers[name].step()
-        return {f"{kind}/{name}": value for name, value in parts.items()} | {f"{kind}/loss": loss.item()}
-
     history = []
     for epoch in range(progress_state.epoch, config.train.epochs):
         factor = decay_factor(epoch, config.train.epochs, config.train.decay_epochs)
@@ -239,10 +250,7 @@ def train_ned(config: NedTrainingConfig, progress: bool = True) -> NedTrainResul
             source = _windows_batch(codes, emotion, weight, use_weights)
             reference = _windows_batch(ref_codes, ref_emotion, ref_weight, use_weights)
             z = torch.randn(len(codes), latent_dim, device=codes.device)
-            logs = step("d_latent", source, reference, z, ("discriminator",))
-            logs |= step("d_reference", source, reference, z, ("discriminator",))
-            logs |= step("g_latent", source, reference, z, ("generator", "mapping", "style_encoder"))
-            logs |= step("g_reference", source, reference, z, ("generator",))
+            logs = iteration(accelerator, objective, optimizers, source, reference, z)
             logs |= {"lambda/mean": weight.mean().item(), "lambda/down_weighted": (weight < 1).float().mean().item()}
             epoch_logs.append(logs)
             progress_state.step_in_epoch += 1
