@@ -12,6 +12,7 @@ OUT/truth.csv (written last). The same config gives the same clips.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections import Counter
@@ -37,6 +38,8 @@ def parse_args(argv):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # A photo's cut-out may show a neighbour's face too; the build checks that the centre face is the one fitted.
+    logging.getLogger("ned_outlier.reconstruction.reconstructor").setLevel(logging.WARNING)
     from ned_outlier.data.synthmead import build_synthmead, load_synth_config
 
     config = load_synth_config(args.config)

@@ -1,0 +1,1 @@
+"""Experiments that measure what the project's additions buy."""

@@ -1,0 +1,239 @@
+"""What the outlier weights buy: NED trained on SynthMEAD with and without lambda, same seeds, judged on held-out
+identities.
+
+    result = run_experiment(load_experiment_config("configs/ned/experiment.yaml"))
+
+Steps (each result kept in output_dir, so an interrupted run resumes):
+1. lambda's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
+   truth (SynthMEAD's ambiguous and wrongly labelled clips, and neutral onset/offset windows), over the training
+   actors' emotional windows.
+2. A parameter-space judge (code_classifier.py) trained on the clean, expressive windows of the training actors;
+   its accuracy on the test actors' clean windows says how far to trust it.
+3. For each seed, NED trained with lambda and without (identical otherwise).
+4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
+   fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
+   source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
+   fer2013-minixception on rendered frames (warp renderer, mouth kept; the fraction of face frames whose top class
+   is the target) for the first `render_clips` test clips.
+Reported: mean and standard deviation over the seeds for each arm.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ned_outlier.config import load_config
+from ned_outlier.data.mead import MeadSelection, scan_mead
+from ned_outlier.data.ned_windows import build_windows, clip_codes, read_lambda_table, reconstruct_clips
+from ned_outlier.data.synthmead import read_truth
+from ned_outlier.errors import UserError
+from ned_outlier.experiment.code_classifier import train_code_classifier
+from ned_outlier.io.atomic import atomic_output
+from ned_outlier.io.video import VideoReader, VideoWriter
+from ned_outlier.reconstruction.params import FaceParams
+from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """data / params_cache / lambdas: SynthMEAD, its reconstructions, scripts/score_outliers.py's windows.csv;
+    training_config: the NED training YAML both arms use (its data section is overridden here)."""
+
+    data: str = "out/synthmead"
+    params_cache: str = "out/synthmead_params"
+    lambdas: str = "out/synthmead_lambda/windows.csv"
+    output_dir: str = "out/ned_experiment"
+    training_config: str = "configs/ned/experiment_training.yaml"
+    test_actors: tuple[str, ...] = ("S001", "S002", "S007", "S008")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    emotions: tuple[str, ...] = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")
+    render_clips: int = 4
+    reconstruct_config: str = "configs/reconstruct/default.yaml"
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    return load_config(path, ExperimentConfig)
+
+
+def _repo(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else REPO / path
+
+
+def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list, train_actors: set[str],
+                      window: int) -> dict[str, float]:
+    """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the training actors'
+    emotional windows that have a lambda."""
+    by_path = {truth.path: truth for truth in truths}
+    flagged, actual = [], []
+    for (path, start), lam in lambdas.items():
+        truth = by_path.get(path)
+        if truth is None or truth.actor not in train_actors or truth.label == "neutral" or not np.isfinite(lam):
+            continue
+        flagged.append(lam < 1.0)
+        actual.append(truth.window_is_outlier(start, window))
+    flagged, actual = np.array(flagged), np.array(actual)
+    hits = float(np.sum(flagged & actual))
+    precision = hits / max(flagged.sum(), 1)
+    recall = hits / max(actual.sum(), 1)
+    return {"windows": int(len(flagged)), "true_outliers": int(actual.sum()), "flagged": int(flagged.sum()),
+            "precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / max(precision + recall, 1e-12)}
+
+
+def clean_mask(windows, truths: dict) -> np.ndarray:
+    """(N,) windows of clean clips that lie in the expressive span (neutral clips: all of them)."""
+    return np.array([truths[windows.clip_paths[c]].kind == "clean"
+                     and not truths[windows.clip_paths[c]].window_is_outlier(int(s), windows.codes.shape[1])
+                     for c, s in zip(windows.clip, windows.start)])
+
+
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over components of the Pearson r over time of (T, M) series (components that do not move are skipped)."""
+    values = [np.corrcoef(a[:, m], b[:, m])[0, 1] for m in range(a.shape[1]) if a[:, m].std() > 1e-6
+              and b[:, m].std() > 1e-6]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: ExperimentConfig, fer, faces,
+                edit_config, work: Path) -> dict[str, float]:
+    """The code judge's target accuracy, mouth r and (on rendered frames) fer's target rate of one trained model."""
+    from ned_outlier.manipulator.ned.inference import NedManipulator
+    from ned_outlier.pipeline import FrameEditor
+    from recognition.evaluate import evaluate_video, summarise
+
+    ned = NedManipulator(model_path, seed=seed)
+    correct, total, mouth_r, rendered_hits, rendered_faces = 0, 0, [], 0, 0
+    for number, (clip, params) in enumerate(test_clips):
+        source = clip_codes(params)
+        found = params.face_found
+        for emotion in config.emotions:
+            translated = ned.translate(params, ned.emotion_style(emotion))
+            starts = [s for s in range(len(source) - 9) if found[s:s + 10].all()]
+            windows = np.stack([translated[s:s + 10] for s in starts])
+            correct += int(np.sum(judge.predict(windows) == config.emotions.index(emotion)))
+            total += len(windows)
+            mouth = len(params.schema.mouth_names)
+            mouth_r.append(pearson_rows(source[found, :mouth], translated[found, :mouth]))
+            if number < config.render_clips:
+                target = ned.target_codes(params, emotion=emotion, mouth="keep")
+                video = work / f"{clip.actor}_{clip.emotion}_{clip.clip_id}_{emotion}.mp4"
+                editor = FrameEditor(params, target, edit_config)
+                info = VideoReader(clip.path).info
+                with VideoWriter(video, info.fps, info.width, info.height) as writer:
+                    for index, frame in enumerate(VideoReader(clip.path)):
+                        writer.write(editor.render(index, frame))
+                records = evaluate_video(video, fer, faces).records
+                summary = summarise(records, fer.labels, emotion if emotion in fer.labels else None)
+                if "target_rate" in summary:
+                    rendered_hits += summary["target_rate"] * summary["with_face"]
+                    rendered_faces += summary["with_face"]
+                video.unlink()
+    return {"code_judge_target_accuracy": correct / total, "mouth_r": float(np.nanmean(mouth_r)),
+            "fer_target_rate": rendered_hits / rendered_faces if rendered_faces else float("nan")}
+
+
+def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
+    """Run (or resume) every step; returns and writes output_dir/results.json."""
+    from ned_outlier.manipulator.ned.trainer import load_ned_config, train_ned
+    from ned_outlier.pipeline import load_edit_config
+    from recognition import create_model
+    from recognition.evaluate import FaceFinder
+
+    root, out = Path(config.data), Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    truths = read_truth(root)
+    truth_by_path = {truth.path: truth for truth in truths}
+    actors = sorted({truth.actor for truth in truths})
+    missing = sorted(set(config.test_actors) - set(actors))
+    if missing:
+        raise UserError(f"test actors {', '.join(missing)} are not in {root} (its actors: {', '.join(actors)})")
+    train_actors = tuple(a for a in actors if a not in config.test_actors)
+    lambdas = read_lambda_table(config.lambdas)
+    results: dict = {"config": asdict(config), "train_actors": list(train_actors),
+                     "outlier_detection": outlier_detection(lambdas, truths, set(train_actors), 10)}
+
+    reconstruction = load_config(_repo(config.reconstruct_config), ReconstructionConfig)
+    train_clips = scan_mead(root, MeadSelection(train_actors))
+    train_windows = build_windows(train_clips, reconstruct_clips(train_clips, root, Path(config.params_cache),
+                                                                 reconstruction, progress), root, config.emotions)
+    test_clips = [c for c in scan_mead(root, MeadSelection(config.test_actors))
+                  if truth_by_path[c.path.relative_to(root).as_posix()].kind == "clean"]
+    test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
+    test_windows = build_windows(test_clips, test_paths, root, config.emotions)
+    clean = clean_mask(train_windows, truth_by_path)
+    judge = train_code_classifier(train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions))
+    results["code_judge"] = {"train_windows": int(clean.sum()), "test_accuracy": float(
+        np.mean(judge.predict(test_windows.codes) == test_windows.emotion))}
+
+    loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
+    edit = load_edit_config()
+    edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
+    fer, faces = create_model("fer2013-minixception"), FaceFinder()
+    runs = results.setdefault("runs", {})
+    previous = out / "results.json"
+    if previous.is_file():
+        runs.update(json.loads(previous.read_text()).get("runs", {}))
+    for seed in config.seeds:
+        for arm in ("with_lambda", "without_lambda"):
+            key = f"{arm}/seed{seed}"
+            if key in runs:
+                continue
+            overrides = [f"data.root={root}", f"data.cache={config.params_cache}",
+                         f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
+                         f"data.lambdas={config.lambdas if arm == 'with_lambda' else 'null'}",
+                         f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
+                         f"train.output_dir={out / arm / f'seed{seed}'}"]
+            trained = train_ned(load_ned_config(_repo(config.training_config), overrides), progress=progress)
+            with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
+                runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work))
+            runs[key]["final_d"], runs[key]["final_g"] = trained.history[-1]["d"], trained.history[-1]["g"]
+            _write(previous, results)
+    results["summary"] = summarise_runs(runs, config.seeds)
+    _write(previous, results)
+    return results
+
+
+def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
+    """arm -> measure -> {"mean", "std", "values"} over the seeds that have run."""
+    summary = {}
+    for arm in ("with_lambda", "without_lambda"):
+        rows = [runs[f"{arm}/seed{seed}"] for seed in seeds if f"{arm}/seed{seed}" in runs]
+        if not rows:
+            continue
+        summary[arm] = {measure: {"mean": float(np.mean([r[measure] for r in rows])),
+                                  "std": float(np.std([r[measure] for r in rows])),
+                                  "values": [r[measure] for r in rows]}
+                        for measure in rows[0]}
+    return summary
+
+
+def _write(path: Path, results: dict) -> None:
+    with atomic_output(path) as temp:
+        temp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+def table(results: dict) -> str:
+    """The README's Markdown table of a results.json."""
+    measures = (("code_judge_target_accuracy", "code judge: target accuracy"), ("fer_target_rate",
+                "fer2013 on rendered frames: target rate"), ("mouth_r", "mouth r (generator's mouth code)"))
+    lines = ["| measure | NED + lambda | NED (no lambda) |", "|---|---|---|"]
+    summary = results["summary"]
+    for key, name in measures:
+        cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}" if arm in summary else "-"
+                 for arm in ("with_lambda", "without_lambda")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    detection = results["outlier_detection"]
+    lines.append("")
+    lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
+                 f"{detection['recall']:.3f}, F1 {detection['f1']:.3f} ({detection['flagged']} flagged, "
+                 f"{detection['true_outliers']} true outliers among {detection['windows']} training windows); "
+                 f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
+    return "\n".join(lines)

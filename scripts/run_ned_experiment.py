@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""The experiment NED's paper shows only in pictures: NED trained on SynthMEAD with and without the CLIP outlier
+weights lambda (same seeds, three each), judged on held-out identities, plus how well lambda finds the outliers
+SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json (an interrupted run resumes).
+
+    python scripts/make_synthmead.py --out out/synthmead
+    python scripts/score_outliers.py out/synthmead --out out/synthmead_lambda
+    python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml
+
+What is measured, and how, is in ned_outlier/experiment/outlier_experiment.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from ned_outlier.cli import run_cli  # noqa: E402
+
+DEFAULT_CONFIG = REPO / "configs" / "ned" / "experiment.yaml"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from ned_outlier.experiment.outlier_experiment import load_experiment_config, run_experiment, table
+
+    config = load_experiment_config(args.config)
+    start = time.perf_counter()
+    results = run_experiment(config, progress=not args.quiet)
+    print(table(results))
+    print(f"({time.perf_counter() - start:.0f} s; wrote {Path(config.output_dir) / 'results.json'})")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,59 @@
+"""The experiment's measures on hand-made cases: outlier precision/recall, the summary over seeds, the mouth r, and
+a code judge that learns a separable toy problem."""
+
+import numpy as np
+import pytest
+
+from ned_outlier.data.synthmead import ClipTruth
+from ned_outlier.experiment.code_classifier import train_code_classifier
+from ned_outlier.experiment.outlier_experiment import outlier_detection, pearson_rows, summarise_runs, table
+
+
+def truth(path, actor, kind, label="happy"):
+    return ClipTruth(path, actor, label, label, 1.0, kind, 40, onset_end=1, offset_start=39)
+
+
+def test_outlier_precision_and_recall_by_hand():
+    truths = [truth("a", "S1", "clean"), truth("b", "S1", "ambiguous"), truth("c", "S1", "wrong_label"),
+              truth("n", "S1", "clean", label="neutral"), truth("t", "S9", "ambiguous")]
+    lambdas = {("a", 0): 1.0, ("a", 5): 0.4,            # clean: one false alarm
+               ("b", 0): 0.3, ("b", 5): 1.0,            # ambiguous: one hit, one miss
+               ("c", 0): 0.5,                           # wrong label: a hit
+               ("n", 0): 0.2,                           # neutral clips are never counted
+               ("t", 0): 0.1}                           # a test actor: not counted
+    result = outlier_detection(lambdas, truths, {"S1"}, window=10)
+    assert (result["windows"], result["true_outliers"], result["flagged"]) == (5, 3, 3)
+    assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
+    assert result["f1"] == pytest.approx(2 / 3)
+
+
+def test_summary_over_seeds_and_table():
+    runs = {"with_lambda/seed0": {"code_judge_target_accuracy": 0.5, "fer_target_rate": 0.2, "mouth_r": 0.9},
+            "with_lambda/seed1": {"code_judge_target_accuracy": 0.7, "fer_target_rate": 0.4, "mouth_r": 0.8},
+            "without_lambda/seed0": {"code_judge_target_accuracy": 0.4, "fer_target_rate": 0.1, "mouth_r": 0.7}}
+    summary = summarise_runs(runs, (0, 1))
+    assert summary["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["with_lambda"]["code_judge_target_accuracy"]["std"] == pytest.approx(0.1)
+    assert summary["without_lambda"]["mouth_r"]["values"] == [0.7]
+    text = table({"summary": summary, "outlier_detection": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
+                                                            "flagged": 2, "true_outliers": 4, "windows": 10},
+                  "code_judge": {"test_accuracy": 0.9}})
+    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 |" in text
+    assert "precision 0.500, recall 0.250" in text
+
+
+def test_mouth_r_skips_still_components():
+    t = np.arange(10.0)
+    a = np.stack([t, np.ones(10)], axis=1)
+    b = np.stack([2 * t + 1, t], axis=1)  # component 1 of `a` does not move: skipped
+    assert pearson_rows(a, b) == pytest.approx(1.0)
+    assert np.isnan(pearson_rows(np.ones((5, 1)), np.ones((5, 1))))
+
+
+def test_code_judge_learns_separable_windows():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    codes = rng.normal(0, 0.3, (300, 10, 5)).astype(np.float32)
+    codes[np.arange(300), :, labels] += 2.0  # class k lifts component k
+    judge = train_code_classifier(codes[:200], labels[:200], 3, epochs=20)
+    assert np.mean(judge.predict(codes[200:]) == labels[200:]) > 0.95
