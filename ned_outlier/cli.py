@@ -31,3 +31,18 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def add_training_arguments(parser, configs: str, example: str) -> None:
+    """--config (a training YAML under `configs`), --set KEY=VALUE (repeatable) and --output-dir."""
+    from pathlib import Path
+
+    parser.add_argument("--config", type=Path, required=True, help=f"training YAML ({configs})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config entry, e.g. {example} (repeatable)")
+    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=DIR")
+
+
+def training_overrides(args) -> list[str]:
+    """The --set overrides with --output-dir added."""
+    return args.overrides + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])

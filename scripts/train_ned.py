@@ -21,15 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import add_training_arguments, run_cli, training_overrides  # noqa: E402
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True, help="training YAML (configs/ned/*.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config entry, e.g. --set train.epochs=2 --set data.lambdas=null")
-    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=DIR")
+    add_training_arguments(parser, "configs/ned/*.yaml", "--set train.epochs=2 --set data.lambdas=null")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -38,8 +35,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from ned_outlier.manipulator.ned.trainer import load_ned_config, train_ned
 
-    overrides = args.overrides + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    result = train_ned(load_ned_config(args.config, overrides), progress=not args.quiet)
+    result = train_ned(load_ned_config(args.config, training_overrides(args)), progress=not args.quiet)
     if result.main_process:
         print(f"model: {result.model_path}")
         for epoch, means in enumerate(result.history, start=1):

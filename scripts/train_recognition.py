@@ -21,15 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import add_training_arguments, run_cli, training_overrides  # noqa: E402
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True, help="training YAML (configs/recognition/<model>.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config entry, e.g. --set train.epochs=2 --set data.train.root=DIR (repeatable)")
-    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=DIR")
+    add_training_arguments(parser, "configs/recognition/<model>.yaml", "--set train.epochs=2 --set data.train.root=DIR")
     return parser.parse_args(argv)
 
 
@@ -38,8 +35,7 @@ def main(argv=None) -> None:
     from recognition.training.config import load_training_config
     from recognition.training.trainer import train
 
-    overrides = args.overrides + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    result = train(load_training_config(args.config, overrides))
+    result = train(load_training_config(args.config, training_overrides(args)))
     if not result.main_process:
         return
     losses = " ".join(f"{loss:.4f}" for loss in result.history)
