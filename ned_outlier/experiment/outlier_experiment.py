@@ -9,12 +9,13 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    actors' emotional windows.
 2. A parameter-space judge (code_classifier.py) trained on the clean, expressive windows of the training actors;
    its accuracy on the test actors' clean windows says how far to trust it.
-3. For each seed, NED trained with lambda and without (identical otherwise).
+3. For each seed, NED trained with lambda, without it, and with every window weighted by the mean lambda (a control:
+   the same overall loss scale as with lambda, without choosing between windows), identical otherwise.
 4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
    source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
    fer2013-minixception on rendered frames (warp renderer, mouth kept; the fraction of face frames whose top class
-   is the target) for the first `render_clips` test clips.
+   is the target, and the mean probability of the target) for the first `render_clips` test clips.
 Reported: mean and standard deviation over the seeds for each arm.
 """
 
@@ -40,6 +41,9 @@ from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 
 REPO = Path(__file__).resolve().parents[2]
+ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
+ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
+             "uniform_lambda": "NED + mean lambda for all (control)"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
     from recognition.evaluate import evaluate_video, summarise
 
     ned = NedManipulator(model_path, seed=seed)
-    correct, total, mouth_r, rendered_hits, rendered_faces = 0, 0, [], 0, 0
+    correct, total, mouth_r, rendered_hits, target_probability, rendered_faces = 0, 0, [], 0.0, 0.0, 0
     for number, (clip, params) in enumerate(test_clips):
         source = clip_codes(params)
         found = params.face_found
@@ -134,10 +138,12 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
                 summary = summarise(records, fer.labels, emotion if emotion in fer.labels else None)
                 if "target_rate" in summary:
                     rendered_hits += summary["target_rate"] * summary["with_face"]
+                    target_probability += summary["mean_probabilities"][emotion] * summary["with_face"]
                     rendered_faces += summary["with_face"]
                 video.unlink()
     return {"code_judge_target_accuracy": correct / total, "mouth_r": float(np.nanmean(mouth_r)),
-            "fer_target_rate": rendered_hits / rendered_faces if rendered_faces else float("nan")}
+            "fer_target_rate": rendered_hits / rendered_faces if rendered_faces else float("nan"),
+            "fer_target_probability": target_probability / rendered_faces if rendered_faces else float("nan")}
 
 
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
@@ -181,14 +187,16 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     previous = out / "results.json"
     if previous.is_file():
         runs.update(json.loads(previous.read_text()).get("runs", {}))
+    tables = {"with_lambda": config.lambdas, "without_lambda": "null",
+              "uniform_lambda": uniform_table(config.lambdas, out / "uniform_lambda.csv")}
     for seed in config.seeds:
-        for arm in ("with_lambda", "without_lambda"):
+        for arm in ARMS:
             key = f"{arm}/seed{seed}"
             if key in runs:
                 continue
             overrides = [f"data.root={root}", f"data.cache={config.params_cache}",
                          f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
-                         f"data.lambdas={config.lambdas if arm == 'with_lambda' else 'null'}",
+                         f"data.lambdas={tables[arm]}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
                          f"train.output_dir={out / arm / f'seed{seed}'}"]
             trained = train_ned(load_ned_config(_repo(config.training_config), overrides), progress=progress)
@@ -201,10 +209,24 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     return results
 
 
+def uniform_table(lambdas: str, path: Path) -> Path:
+    """A copy of the lambda table with every window's lambda replaced by the table's mean lambda."""
+    import csv
+
+    with open(lambdas, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    mean = float(np.mean([float(row["lambda"]) for row in rows]))
+    with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{**row, "lambda": f"{mean:.6f}"} for row in rows])
+    return path
+
+
 def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
     """arm -> measure -> {"mean", "std", "values"} over the seeds that have run."""
     summary = {}
-    for arm in ("with_lambda", "without_lambda"):
+    for arm in ARMS:
         rows = [runs[f"{arm}/seed{seed}"] for seed in seeds if f"{arm}/seed{seed}" in runs]
         if not rows:
             continue
@@ -222,14 +244,16 @@ def _write(path: Path, results: dict) -> None:
 
 def table(results: dict) -> str:
     """The README's Markdown table of a results.json."""
-    measures = (("code_judge_target_accuracy", "code judge: target accuracy"), ("fer_target_rate",
-                "fer2013 on rendered frames: target rate"), ("mouth_r", "mouth r (generator's mouth code)"))
-    lines = ["| measure | NED + lambda | NED (no lambda) |", "|---|---|---|"]
+    measures = (("code_judge_target_accuracy", "code judge: target accuracy"),
+                ("fer_target_rate", "fer2013 on rendered frames: target rate"),
+                ("fer_target_probability", "fer2013 on rendered frames: mean p(target)"),
+                ("mouth_r", "mouth r (generator's mouth code)"))
+    lines = ["| measure | " + " | ".join(ARM_NAMES[arm] for arm in ARMS) + " |", "|---" * (len(ARMS) + 1) + "|"]
     summary = results["summary"]
     for key, name in measures:
         cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}" if arm in summary else "-"
-                 for arm in ("with_lambda", "without_lambda")]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+                 for arm in ARMS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     detection = results["outlier_detection"]
     lines.append("")
     lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "

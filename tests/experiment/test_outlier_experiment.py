@@ -28,9 +28,10 @@ def test_outlier_precision_and_recall_by_hand():
 
 
 def test_summary_over_seeds_and_table():
-    runs = {"with_lambda/seed0": {"code_judge_target_accuracy": 0.5, "fer_target_rate": 0.2, "mouth_r": 0.9},
-            "with_lambda/seed1": {"code_judge_target_accuracy": 0.7, "fer_target_rate": 0.4, "mouth_r": 0.8},
-            "without_lambda/seed0": {"code_judge_target_accuracy": 0.4, "fer_target_rate": 0.1, "mouth_r": 0.7}}
+    measures = ("code_judge_target_accuracy", "fer_target_rate", "fer_target_probability", "mouth_r")
+    runs = {"with_lambda/seed0": dict(zip(measures, (0.5, 0.2, 0.3, 0.9))),
+            "with_lambda/seed1": dict(zip(measures, (0.7, 0.4, 0.3, 0.8))),
+            "without_lambda/seed0": dict(zip(measures, (0.4, 0.1, 0.2, 0.7)))}
     summary = summarise_runs(runs, (0, 1))
     assert summary["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.6)
     assert summary["with_lambda"]["code_judge_target_accuracy"]["std"] == pytest.approx(0.1)
@@ -38,7 +39,7 @@ def test_summary_over_seeds_and_table():
     text = table({"summary": summary, "outlier_detection": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
                                                             "flagged": 2, "true_outliers": 4, "windows": 10},
                   "code_judge": {"test_accuracy": 0.9}})
-    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 |" in text
+    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 | - |" in text
     assert "precision 0.500, recall 0.250" in text
 
 
@@ -57,3 +58,14 @@ def test_code_judge_learns_separable_windows():
     codes[np.arange(300), :, labels] += 2.0  # class k lifts component k
     judge = train_code_classifier(codes[:200], labels[:200], 3, epochs=20)
     assert np.mean(judge.predict(codes[200:]) == labels[200:]) > 0.95
+
+
+def test_uniform_table_gives_every_window_the_mean_lambda(tmp_path):
+    import csv
+
+    from ned_outlier.experiment.outlier_experiment import uniform_table
+
+    table = tmp_path / "windows.csv"
+    table.write_text("path,emotion,start,probability,lambda\na,happy,0,0.2,0.2\na,happy,1,0.9,1.0\n")
+    rows = list(csv.DictReader(open(uniform_table(str(table), tmp_path / "uniform.csv"))))
+    assert [float(r["lambda"]) for r in rows] == [0.6, 0.6] and [r["start"] for r in rows] == ["0", "1"]
