@@ -202,7 +202,6 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
             trained = train_ned(load_ned_config(_repo(config.training_config), overrides), progress=progress)
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work))
-            runs[key]["final_d"], runs[key]["final_g"] = trained.history[-1]["d"], trained.history[-1]["g"]
             _write(previous, results)
     results["summary"] = summarise_runs(runs, config.seeds)
     _write(previous, results)
