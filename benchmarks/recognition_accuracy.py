@@ -55,7 +55,8 @@ def train_entry(name: str, entry: dict, common: list[str], data: Path, out: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO / "out" / "emotion_set", help="scripts/make_emotion_set.py output")
+    parser.add_argument("--data", type=Path, default=REPO / "out" / "emotion_set",
+                        help="scripts/make_emotion_set.py output")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "accuracy", help="training runs and results.json")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--models", default="*", help="fnmatch pattern over the benchmark's entries")

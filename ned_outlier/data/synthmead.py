@@ -297,5 +297,6 @@ def read_truth(root: Path) -> list[ClipTruth]:
     if not path.is_file():
         raise UserError(f"no truth.csv in {root}: not a finished SynthMEAD set (scripts/make_synthmead.py)")
     with open(path, newline="", encoding="utf-8") as handle:
-        return [ClipTruth(r["path"], r["actor"], r["label"], r["rendered"], float(r["intensity"]), r["kind"],
-                          int(r["frames"]), int(r["onset_end"]), int(r["offset_start"])) for r in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    return [ClipTruth(r["path"], r["actor"], r["label"], r["rendered"], float(r["intensity"]), r["kind"],
+                      int(r["frames"]), int(r["onset_end"]), int(r["offset_start"])) for r in rows]

@@ -90,7 +90,8 @@ def test_a_small_build_is_mead_shaped_with_its_truth(tmp_path):
     neutral = frames[next(t.path for t in truths if t.label == "neutral")]
     upper_face_change = {(t.label, t.kind): np.abs(frames[t.path][10, :120] - neutral[10, :120]).mean()
                          for t in truths}  # mid-clip brows and eyes against the neutral clip (no mouth)
-    pairs = [label for label in ("happy", "surprised") if {(label, "clean"), (label, "ambiguous")} <= set(upper_face_change)]
+    pairs = [label for label in ("happy", "surprised")
+             if {(label, "clean"), (label, "ambiguous")} <= set(upper_face_change)]
     assert pairs  # seed 0 draws a clean and an ambiguous clip of some emotion
     for label in pairs:
         assert upper_face_change[label, "clean"] > 2 * upper_face_change[label, "ambiguous"]

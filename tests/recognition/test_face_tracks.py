@@ -151,5 +151,6 @@ train: {{output_dir: {tmp_path / 'run'}, epochs: 2, batch_size: 12, seed: 3}}
     for shape, video, person, frame, loss in seen:
         assert shape == (10, 3, 260, 260) and loss > 0  # two anchors, each with 2 positives and 2 negatives
         for anchor in (0, 5):
-            assert all(person[i] != person[anchor] and abs(frame[i] - frame[anchor]) <= 5 for i in (anchor + 1, anchor + 2))
-            assert all(person[i] == person[anchor] and abs(frame[i] - frame[anchor]) > 30 for i in (anchor + 3, anchor + 4))
+            gap = {i: abs(frame[i] - frame[anchor]) for i in range(anchor + 1, anchor + 5)}
+            assert all(person[i] != person[anchor] and gap[i] <= 5 for i in (anchor + 1, anchor + 2))
+            assert all(person[i] == person[anchor] and gap[i] > 30 for i in (anchor + 3, anchor + 4))
