@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from ned_outlier.errors import UserError
 
@@ -31,6 +32,19 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+@contextmanager
+def logger_level(name: str, level: int) -> Iterator[None]:
+    """Set logger `name` to `level` for the duration of the block, then restore it (scripts' mains run in-process in
+    tests, so a level set for one run must not leak into the next)."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def add_training_arguments(parser, configs: str, example: str) -> None:

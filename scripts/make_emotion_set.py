@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import logger_level, run_cli  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "recognition" / "synthetic_set.yaml"
 
@@ -80,13 +80,13 @@ def report(summary, seconds: float) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.perf_counter()
-    # A photo's cut-out may show a neighbour's face too; the build itself checks that the centre face is fitted.
-    logging.getLogger("ned_outlier.reconstruction.reconstructor").setLevel(logging.WARNING)
     from ned_outlier.io.image import write_image
     from recognition.data.synthetic import build_emotion_set, contact_sheet, load_set_config
 
     config = load_set_config(args.config, overrides(args))
-    summary = build_emotion_set(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    # A photo's cut-out may show a neighbour's face too; the build itself checks that the centre face is fitted.
+    with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
+        summary = build_emotion_set(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
     identities = summary.identities()
     sheet = args.sheet or next(iter(identities["test"] or identities["train"]), None)
     if sheet is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import logger_level, run_cli  # noqa: E402
 from ned_outlier.errors import UserError  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "ned" / "synthmead.yaml"
@@ -38,8 +38,6 @@ def parse_args(argv):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    # A photo's cut-out may show a neighbour's face too; the build checks that the centre face is the one fitted.
-    logging.getLogger("ned_outlier.reconstruction.reconstructor").setLevel(logging.WARNING)
     from ned_outlier.data.synthmead import build_synthmead, load_synth_config
 
     config = load_synth_config(args.config)
@@ -50,7 +48,9 @@ def main(argv=None) -> None:
 
         shutil.rmtree(args.out)
     start = time.perf_counter()
-    truths = build_synthmead(config, args.out, progress=not args.quiet)
+    # A photo's cut-out may show a neighbour's face too; the build checks that the centre face is the one fitted.
+    with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
+        truths = build_synthmead(config, args.out, progress=not args.quiet)
     kinds = Counter(truth.kind for truth in truths)
     actors = len({truth.actor for truth in truths})
     print(f"{len(truths)} clips of {actors} identities in {time.perf_counter() - start:.0f} s: "
