@@ -86,13 +86,19 @@ class FrameEditor:
     """Renders edited frames of one video for one target: the warp toward the target geometry, then (with mouth
     retrieval) the chosen donor's mouth. `prepare(reader)` collects the donor mouths in one streaming pass."""
 
-    def __init__(self, params: FaceParams, target: TargetCodes, config: EditConfig):
+    def __init__(self, params: FaceParams, target: TargetCodes, config: EditConfig, neural=None):
         self.params = params
         self.model, _ = mediapipe_au_model()
         self.geometry = EditGeometry(self.model, params.schema.mouth_names, config.edit_basis)
         self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
         self.mouths = MouthSynthesiser(self.model, config.mouth)
-        self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if config.mouth.enabled else None
+        retrieve = config.mouth.enabled and neural is None  # the neural renderer synthesises the mouth itself
+        self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if retrieve else None
+        self.neural = None
+        if neural is not None:
+            from ned_outlier.renderer.neural.inference import NeuralFaceRenderer
+
+            self.neural = NeuralFaceRenderer(neural)
         self.patches: dict = {}
         self.fold_limited = self.from_donor = 0
 
@@ -107,13 +113,17 @@ class FrameEditor:
         """Frame `index` (H, W, 3) edited; unchanged where the face was not found."""
         params = self.params
         if index >= params.num_frames or not params.face_found[index]:
+            if self.neural is not None:
+                self.neural.reset()
             return frame
-        source = params.landmarks[index, :, :2].astype(np.float64)
-        move = self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index])[:, :2]
-        fraction = max_safe_fraction(source, source + move)
+        source = params.landmarks[index].astype(np.float64)
+        move = self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index])
+        fraction = max_safe_fraction(source[:, :2], source[:, :2] + move[:, :2])
         self.fold_limited += fraction < 1.0
-        target_points = source + fraction * move
-        result = warp_face(frame, source, target_points)
+        if self.neural is not None:
+            return self.neural.render(frame, source + fraction * move, params.crop_matrix[index])
+        target_points = source[:, :2] + fraction * move[:, :2]
+        result = warp_face(frame, source[:, :2], target_points)
         if self.donors is not None and self.donors[index] >= 0:
             result = self.mouths.paste(result, target_points, self.patches[self.donors[index]])
             self.from_donor += 1
@@ -135,10 +145,12 @@ def edit_video(
     preview: str | Path | None = None,
     progress: bool = True,
     manipulator=None,
+    neural_renderer=None,
 ) -> EditReport:
     """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
     original | edited `preview`). `params` reuses a saved reconstruction of `video`. `manipulator`: an object with
-    NedManipulator's target_codes (None: the `facs` prototypes of `config`)."""
+    NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
+    (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer)."""
     inputs = [video] + ([reference] if reference is not None else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
@@ -154,7 +166,9 @@ def edit_video(
         target = target_codes(config, params, emotion, reference_params, intensity, mouth)
     else:
         target = manipulator.target_codes(params, emotion, reference_params, intensity, mouth)
-    editor = FrameEditor(params, target, config)
+    if neural_renderer is not None:
+        params.schema.require_same(neural_renderer.schema, "the neural renderer")
+    editor = FrameEditor(params, target, config, neural_renderer)
     editor.prepare(reader, progress=progress)
     frames = 0
     with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer, _PreviewWriter(

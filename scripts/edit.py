@@ -3,10 +3,12 @@
 
 The speech (mouth opening), identity, head pose, background, frame rate, size and audio are kept. Works offline on
 CPU: 3D face reconstruction per frame (MediaPipe mesh + a linear FACS model), EMFACS emotion prototypes, and a
-mesh-guided warp of the source pixels.
+mesh-guided warp of the source pixels. Trained parts replace the defaults: a NED manipulator (train_ned.py) and a
+neural renderer trained on this actor (train_renderer.py).
 
     python scripts/edit.py --emotion happy video.mp4              # -> video_happy.mp4 beside the input
     python scripts/edit.py --reference other.mp4 video.mp4 --out styled.mp4 --preview
+    python scripts/edit.py --emotion sad video.mp4 --renderer neural --checkpoint runs/renderer/renderer.safetensors
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ def parse_args(argv):
                              "edit: the mouth too moves to the target expression (silent clips)")
     parser.add_argument("--manipulator", choices=("facs", "ned"), default="facs",
                         help="facs: training-free FACS prototypes (default); ned: a trained NED checkpoint")
-    parser.add_argument("--checkpoint", type=Path, help="with --manipulator ned: model.safetensors of train_ned.py")
+    parser.add_argument("--renderer", choices=("warp", "neural"), default="warp",
+                        help="warp: move the source pixels along the mesh, mouth by retrieval (default); "
+                             "neural: a renderer trained on this actor by train_renderer.py")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        help="model.safetensors of train_ned.py (--manipulator ned) and/or renderer.safetensors of "
+                             "train_renderer.py (--renderer neural); repeat for both: each file says what it is")
     parser.add_argument("--out", type=Path,
                         help="output video (default: beside the input, named <input>_<emotion>.mp4); "
                              "written atomically, never the input itself")
@@ -74,14 +81,38 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: folder {folder} is not writable")
 
 
+def sort_checkpoints(args) -> dict[str, Path]:
+    """--checkpoint files by role, "manipulator" and/or "renderer", from their own metadata; UserError when one is
+    missing for the chosen --manipulator / --renderer or is given without them."""
+    from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT
+    from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT, checkpoint_format
+
+    roles = {MANIPULATOR_FORMAT: "manipulator", RENDERER_FORMAT: "renderer"}
+    found: dict[str, Path] = {}
+    for path in args.checkpoint:
+        kind = checkpoint_format(path)
+        if kind not in roles:
+            raise UserError(f"{path}: neither a NED manipulator nor a neural renderer checkpoint (format {kind!r})")
+        if roles[kind] in found:
+            raise UserError(f"two {roles[kind]} checkpoints given: {found[roles[kind]]} and {path}")
+        found[roles[kind]] = path
+    wanted = {"manipulator": args.manipulator == "ned", "renderer": args.renderer == "neural"}
+    flag = {"manipulator": "--manipulator ned", "renderer": "--renderer neural"}
+    for role, needed in wanted.items():
+        if needed and role not in found:
+            raise UserError(f"{flag[role]} needs --checkpoint PATH of a trained {role}")
+        if role in found and not needed:
+            raise UserError(f"--checkpoint {found[role]} is a {role}: add {flag[role]} to use it")
+    return found
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if (args.emotion is None) == (args.reference is None):
         raise UserError("give exactly one of --emotion or --reference")
     if not 0.0 <= args.intensity <= 1.0:
         raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
-    if (args.manipulator == "ned") != (args.checkpoint is not None):
-        raise UserError("--manipulator ned needs --checkpoint PATH (and --checkpoint needs --manipulator ned)")
+    checkpoints = sort_checkpoints(args)
     face = int(args.face) if args.face.isdigit() else args.face
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
@@ -107,7 +138,12 @@ def main(argv=None) -> None:
     if args.manipulator == "ned":
         from ned_outlier.manipulator.ned.inference import NedManipulator
 
-        manipulator = NedManipulator(args.checkpoint, seed=args.seed)
+        manipulator = NedManipulator(checkpoints["manipulator"], seed=args.seed)
+    neural_renderer = None
+    if args.renderer == "neural":
+        from ned_outlier.renderer.neural.checkpoint import load_renderer
+
+        neural_renderer = load_renderer(checkpoints["renderer"])
     reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
 
     if args.params is not None:
@@ -118,7 +154,8 @@ def main(argv=None) -> None:
         print(f"wrote {params.save(args.save_params)}")
     report = edit_video(args.video, out, config, emotion=emotion, reference=args.reference,
                         intensity=args.intensity, mouth=args.mouth, params=params, reconstruction=reconstruction,
-                        preview=preview, progress=not args.quiet, manipulator=manipulator)
+                        preview=preview, progress=not args.quiet, manipulator=manipulator,
+                        neural_renderer=neural_renderer)
     print(f"edited the face in {report.edited} of {report.frames} frames"
           + (f" ({report.fold_limited} with the change scaled down to avoid folding)" if report.fold_limited else ""))
     print(f"wrote {report.output}")

@@ -56,3 +56,23 @@ def tiny_mead(tmp_path_factory, ffmpeg) -> Path:
         ffmpeg(root / "M001/video/front" / folder / "001.mp4", "-i", str(asset_path(asset)), "-frames:v",
                str(frames), "-c:v", "libx264")
     return root
+
+
+@pytest.fixture(scope="session")
+def smile_clip(tmp_path_factory, ffmpeg) -> Path:
+    """Frames 230-265 of the Pexels clip (she smiles, no hand at her face), with audio."""
+    from ned_outlier.assets import asset_path
+
+    out = tmp_path_factory.mktemp("clip") / "smile.mp4"
+    return ffmpeg(out, "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "36", "-c:v", "libx264",
+                  "-c:a", "aac")
+
+
+@pytest.fixture(scope="session")
+def smile_params(smile_clip, tmp_path_factory) -> Path:
+    """The reconstruction of `smile_clip` (params.npz), made once."""
+    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
+
+    return reconstruct(smile_clip, ReconstructionConfig(), progress=False).save(
+        tmp_path_factory.mktemp("smile_params") / "params.npz")
+

@@ -25,11 +25,8 @@ def script():
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory, ffmpeg):
-    """Frames 230-265 of the Pexels clip (she smiles, no hand at her face), with audio."""
-    out = tmp_path_factory.mktemp("clip") / "smile.mp4"
-    return ffmpeg(out, "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "36", "-c:v", "libx264",
-                  "-c:a", "aac")
+def clip(smile_clip):
+    return smile_clip
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +93,7 @@ def test_reference_clip_style(script, capfd, clip, saved_params, tmp_path, ffmpe
         (["--emotion", "sad", "--out", "/nonexistent-folder/out.mp4"], ["does not exist"]),
         (["--emotion", "sad", "--manipulator", "ned"], ["--manipulator ned needs --checkpoint"]),
         (["--emotion", "sad", "--manipulator", "ned", "--checkpoint", "missing.safetensors"],
-         ["NED checkpoint not found: missing.safetensors"]),
+         ["checkpoint not found: missing.safetensors"]),
     ],
     ids=["unknown-emotion", "intensity", "both", "neither", "unwritable", "ned-no-checkpoint", "ned-missing"],
 )
@@ -179,3 +176,52 @@ def test_a_ned_checkpoint_edits_the_clip(script, capfd, clip, saved_params, tmp_
     assert len(frames) == 36
     change = np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(source, frames)])
     assert change > 0.3  # an untrained NED moves the face
+
+
+@pytest.fixture(scope="module")
+def renderer_checkpoint(saved_params, tmp_path_factory):
+    """An untrained 64-px neural renderer for the clip's schema: what edit.py does with it, not how good it is."""
+    import torch
+
+    from ned_outlier.reconstruction.params import FaceParams
+    from ned_outlier.renderer.neural.checkpoint import save_renderer
+    from ned_outlier.renderer.neural.conditioning import CONDITION_CHANNELS, ConditioningConfig
+    from ned_outlier.renderer.neural.networks import GeneratorConfig, RendererGenerator
+    from ned_outlier.renderer.neural.objective import RendererModelConfig
+
+    torch.manual_seed(0)
+    model = RendererModelConfig(ConditioningConfig(size=64), GeneratorConfig(ngf=8, n_downsample=2, n_blocks=2))
+    generator = RendererGenerator(CONDITION_CHANNELS, model.generator)
+    schema = FaceParams.load(saved_params[0]).schema
+    return save_renderer(generator, tmp_path_factory.mktemp("renderer") / "renderer.safetensors", model, schema, 256)
+
+
+def test_a_neural_renderer_replaces_the_face_only(script, capfd, clip, saved_params, renderer_checkpoint, tmp_path):
+    from ned_outlier.reconstruction.params import FaceParams
+
+    params_path, _ = saved_params
+    out = tmp_path / "neural.mp4"
+    code, err = run(script, capfd, clip, "--emotion", "happy", "--renderer", "neural", "--checkpoint",
+                    renderer_checkpoint, "--params", params_path, "--out", out, "--quiet")
+    assert code == 0, err
+    frames, source = list(VideoReader(out)), list(VideoReader(clip))
+    assert len(frames) == len(source) == 36
+    params = FaceParams.load(params_path)
+    face = params.landmarks[0, :468, :2]
+    (x0, y0), (x1, y1) = face.min(axis=0).astype(int), face.max(axis=0).astype(int)
+    inner = (slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4), slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4))
+    difference = np.abs(frames[0].astype(int) - source[0])
+    assert difference[inner].mean() > 20  # the untrained renderer's face is not hers
+    assert difference[:, : max(x0 - 40, 1)].mean() < 3  # the background beside the face is kept
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--renderer", "neural"], ["--renderer neural needs --checkpoint"]),
+    (["--manipulator", "ned", "--renderer", "neural", "RENDERER"], ["--manipulator ned needs --checkpoint"]),
+    (["RENDERER"], ["is a renderer: add --renderer neural"]),
+    (["RENDERER", "RENDERER", "--renderer", "neural"], ["two renderer checkpoints"]),
+], ids=["no-checkpoint", "renderer-for-manipulator", "unused", "twice"])
+def test_checkpoint_roles_are_checked(script, capfd, clip, renderer_checkpoint, argv, fragments):
+    argv = [item for arg in argv for item in (["--checkpoint", renderer_checkpoint] if arg == "RENDERER" else [arg])]
+    code, err = run(script, capfd, clip, "--emotion", "sad", *argv, "--quiet")
+    assert_one_line_error(code, err, *fragments)
