@@ -65,8 +65,18 @@ def _check_type(value: Any, kind: Any, where: str) -> Any:
     return value
 
 
-def load_config(path: str | Path, cls: type[T]) -> T:
-    """Read YAML file `path` into dataclass `cls`."""
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repo_path(path: str | Path) -> Path:
+    """A config's relative path (e.g. "configs/reconstruct/default.yaml") taken from the repository root."""
+    return Path(path) if Path(path).is_absolute() else REPO / path
+
+
+def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = None) -> T:
+    """Read YAML file `path` into dataclass `cls`, then apply dotted KEY=VALUE `overrides` (command-line --set)."""
+    if overrides:
+        return replace_fields(load_config(path, cls), parse_overrides(overrides))
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")

@@ -27,6 +27,12 @@ class Progress:
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
 
 
+def check_schedule(epochs: int, batch_size: int, decay_epochs: int = 0) -> None:
+    """ValueError unless epochs and batch_size are at least 1 and decay_epochs lies within [0, epochs]."""
+    if epochs < 1 or batch_size < 1 or not 0 <= decay_epochs <= epochs:
+        raise ValueError("epochs and batch_size must be >= 1 and decay_epochs within [0, epochs]")
+
+
 def save_resume_state(accelerator: Accelerator, checkpoints: Path) -> None:
     """accelerator.save_state into checkpoints/last, atomically: written beside it, then renamed over it."""
     partial, last, old = checkpoints / ".last.partial", checkpoints / "last", checkpoints / ".last.old"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ned_outlier.config import load_config, parse_overrides, replace_fields
+from ned_outlier.config import load_config
 from ned_outlier.errors import UserError
 
 
@@ -110,9 +110,7 @@ class TrainingConfig:
 
 def load_training_config(path: str | Path, overrides: list[str] | None = None) -> TrainingConfig:
     """The config at `path` with dotted KEY=VALUE overrides applied; UserError on a bad key or value."""
-    config = load_config(path, TrainingConfig)
-    if overrides:
-        config = replace_fields(config, parse_overrides(overrides))
+    config = load_config(path, TrainingConfig, overrides)
     if not config.model.name:
         raise UserError(f"{path}: model.name is required (one of recognition.list_models())")
     return config

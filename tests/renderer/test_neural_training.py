@@ -15,7 +15,7 @@ from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.params import ParamSchema
 from ned_outlier.renderer.neural.checkpoint import load_renderer
 from ned_outlier.renderer.neural.data import split_frames
-from ned_outlier.renderer.neural.evaluation import held_out_scores, psnr
+from ned_outlier.renderer.neural.evaluation import held_out_scores, psnr, structural_similarity
 from ned_outlier.renderer.neural.trainer import load_actor, load_renderer_config, train_renderer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,18 @@ def test_psnr_by_hand():
     b[0, 0, 0] = 255  # MSE = 255^2 / 12 -> PSNR = 10 log10(12)
     assert psnr(a, b) == pytest.approx(10 * np.log10(12))
     assert psnr(a, b, np.array([[False, True], [True, True]])) == np.inf
+
+
+def test_ssim_is_one_for_equal_images_and_averages_over_the_mask():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert structural_similarity(a, a) == pytest.approx(1.0, abs=1e-5)
+    b = a.copy()
+    b[:, 16:] = 255 - b[:, 16:]  # the right half inverted
+    left = np.zeros((32, 32), bool)
+    left[:, :8] = True  # more than a window's half-width (5 px) from the change
+    assert structural_similarity(a, b, left) == pytest.approx(1.0, abs=1e-5)
+    assert structural_similarity(a, b) < 0.6
 
 
 @pytest.fixture(scope="module")

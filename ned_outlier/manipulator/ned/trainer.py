@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from ned_outlier.config import load_config, parse_overrides, replace_fields
+from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import WindowSet, build_windows, read_lambda_table, reconstruct_clips
 from ned_outlier.errors import UserError
@@ -38,11 +38,10 @@ from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discriminator_loss, generator_loss,
                                                    latent_target, reference_target)
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from ned_outlier.training_state import Progress, flat_config, save_resume_state
+from ned_outlier.training_state import Progress, check_schedule, flat_config, save_resume_state
 from recognition.training.data import EpochShuffle
 
 LOG = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[3]
 NED_EMOTIONS = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")  # NED's head order
 
 
@@ -91,8 +90,7 @@ class TrainSection:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not 0 <= self.decay_epochs <= self.epochs:
-            raise ValueError("epochs and batch_size must be >= 1 and decay_epochs within [0, epochs]")
+        check_schedule(self.epochs, self.batch_size, self.decay_epochs)
 
 
 @dataclass(frozen=True)
@@ -105,12 +103,7 @@ class NedTrainingConfig:
 
 
 def load_ned_config(path: str | Path, overrides: list[str] | None = None) -> NedTrainingConfig:
-    config = load_config(path, NedTrainingConfig)
-    return replace_fields(config, parse_overrides(overrides)) if overrides else config
-
-
-def _repo_path(path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else REPO / path
+    return load_config(path, NedTrainingConfig, overrides)
 
 
 def load_windows(data: DataSection, actors: tuple[str, ...], progress: bool,
@@ -121,7 +114,7 @@ def load_windows(data: DataSection, actors: tuple[str, ...], progress: bool,
     clips = [clip for clip in scan_mead(root, data.selection(actors)) if clip.actor not in exclude]
     if not clips:
         raise UserError(f"no clips left in {root} once the validation actors {', '.join(exclude)} are taken out")
-    reconstruction = load_config(_repo_path(data.reconstruct_config), ReconstructionConfig)
+    reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
     paths = reconstruct_clips(clips, root, Path(data.cache), reconstruction, progress)
     lambdas = read_lambda_table(data.lambdas) if data.lambdas else None
     return build_windows(clips, paths, root, data.emotions, data.window, data.hop, lambdas)

@@ -27,7 +27,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ned_outlier.config import load_config, parse_overrides, replace_fields
+from ned_outlier.config import load_config, repo_path
 from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.trainer import decay_factor
 from ned_outlier.reconstruction.params import FaceParams
@@ -36,11 +36,10 @@ from ned_outlier.renderer.neural.checkpoint import save_renderer
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
-from ned_outlier.training_state import Progress, flat_config, save_resume_state
+from ned_outlier.training_state import Progress, check_schedule, flat_config, save_resume_state
 from recognition.training.data import EpochShuffle
 
 LOG = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ class TrainSection:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not 0 <= self.decay_epochs <= self.epochs:
-            raise ValueError("epochs and batch_size must be >= 1 and decay_epochs within [0, epochs]")
+        check_schedule(self.epochs, self.batch_size, self.decay_epochs)
 
 
 @dataclass(frozen=True)
@@ -101,12 +99,7 @@ class RendererTrainingConfig:
 
 
 def load_renderer_config(path: str | Path, overrides: list[str] | None = None) -> RendererTrainingConfig:
-    config = load_config(path, RendererTrainingConfig)
-    return replace_fields(config, parse_overrides(overrides)) if overrides else config
-
-
-def _repo_path(path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else REPO / path
+    return load_config(path, RendererTrainingConfig, overrides)
 
 
 def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FaceParams, ActorFrames]:
@@ -119,7 +112,7 @@ def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FacePara
     elif (output / "params.npz").is_file():
         params = FaceParams.load(output / "params.npz")
     else:
-        reconstruction = load_config(_repo_path(data.reconstruct_config), ReconstructionConfig)
+        reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
         params = reconstruct(data.video, reconstruction, face=data.face, progress=progress)
         params.save(output / "params.npz")
     size = config.model.conditioning.size
