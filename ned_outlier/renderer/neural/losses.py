@@ -47,13 +47,17 @@ class RendererLossConfig:
     lambda_feat = --lambda_feat 10 (feature matching); lambda_vgg = 10, as NED multiplies its VGG loss by the same
     --lambda_feat (it has no separate option); lambda_mouth = 1, NED's hard-coded mouth_weight. perceptual: "vgg19"
     (NED's VGG loss; needs perceptual_weights, a torchvision vgg19 state_dict file such as vgg19-dcbb9e9d.pth),
-    "l1" (plain L1 between the images: the offline substitute, not NED's) or "none"."""
+    "l1" (plain L1 between the images: the offline substitute, not NED's) or "none". perceptual_imagenet_normalize:
+    give VGG19 ImageNet-normalised inputs, as its torchvision weights expect; false feeds the [-1, 1] images
+    unnormalised, as NED's (pix2pixHD's) code does (the paper does not say).
+    """
 
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_mouth: float = 1.0
     perceptual: str = "vgg19"
     perceptual_weights: str | None = None
+    perceptual_imagenet_normalize: bool = True
 
     def __post_init__(self) -> None:
         if self.perceptual not in PERCEPTUAL_KINDS:
@@ -183,14 +187,15 @@ class NoPerceptual(nn.Module):
         return fake.new_zeros(())
 
 
-def make_perceptual(kind: str, weights: str | Path | None) -> nn.Module:
+def make_perceptual(kind: str, weights: str | Path | None, imagenet_normalize: bool = True) -> nn.Module:
     """The perceptual loss `kind` as a module called (fake, real) -> scalar: "vgg19" (NED's; `weights` is the
-    torchvision vgg19 state_dict file), "l1" (offline substitute: plain L1 between the images) or "none" (0)."""
+    torchvision vgg19 state_dict file; `imagenet_normalize` False feeds it [-1, 1] images as NED's code does), "l1"
+    (offline substitute: plain L1 between the images) or "none" (0)."""
     if kind == "vgg19":
         if weights is None:
             raise UserError(f"loss.perceptual=vgg19 needs the VGG19 weights: set {WEIGHTS_KEY} to torchvision's "
                             "vgg19 state_dict file (vgg19-dcbb9e9d.pth), or set loss.perceptual=l1 to train offline")
-        return VGG19Perceptual(weights)
+        return VGG19Perceptual(weights, imagenet_normalize=imagenet_normalize)
     if kind == "l1":
         return L1Perceptual()
     if kind == "none":

@@ -98,7 +98,7 @@ class RendererObjective(nn.Module):
     def __init__(self, nets: RendererNetworks, loss: RendererLossConfig):
         super().__init__()
         self.nets, self.loss = nets, loss
-        self.perceptual = make_perceptual(loss.perceptual, loss.perceptual_weights)
+        self.perceptual = make_perceptual(loss.perceptual, loss.perceptual_weights, loss.perceptual_imagenet_normalize)
 
     def forward(self, step: str, images: torch.Tensor, conditions: torch.Tensor, vertices: torch.Tensor,
                 fakes: torch.Tensor | None = None):
