@@ -4,6 +4,7 @@ the pretrained FER2013 mini-Xception on the same test set. Prints a Markdown tab
 
     python scripts/make_emotion_set.py --out out/emotion_set            # the data (a few minutes)
     python benchmarks/recognition_accuracy.py --data out/emotion_set --epochs 10 [--models 'cnn-*']
+    python benchmarks/recognition_accuracy.py --models cnn-mobilenetv2 --epochs 20 --set model.options.input_size=112
 
 Entries and their training overrides: configs/recognition/accuracy_benchmark.yaml. Each model trains with
 scripts/train_recognition.py's loop into OUT/<model>/ (re-running resumes or skips finished models); results.json
@@ -41,8 +42,9 @@ def test_scores(model, data: Path) -> dict[str, float]:
     return {"war": metrics["war"], "uar": metrics["uar"], "test images": metrics["labelled"]}
 
 
-def train_entry(name: str, entry: dict, common: list[str], data: Path, out: Path, epochs: int) -> dict[str, float]:
-    overrides = [*common, *entry["overrides"], f"train.epochs={epochs}", f"train.output_dir={out / name}",
+def train_entry(name: str, entry: dict, common: list[str], data: Path, out: Path, epochs: int,
+                extra: list[str]) -> dict[str, float]:
+    overrides = [*common, *entry["overrides"], *extra, f"train.epochs={epochs}", f"train.output_dir={out}",
                  "data.train.layout=folders", f"data.train.root={data / 'train'}", "data.train.split=''",
                  "data.val.layout=folders", f"data.val.root={data / 'test'}", "data.val.split=''",
                  "model.pretrained=null", "data.llm_targets=null"]
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "accuracy", help="training runs and results.json")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--models", default="*", help="fnmatch pattern over the benchmark's entries")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for every family, e.g. model.options.input_size=112 (the row's "
+                             "name then carries it)")
     args = parser.parse_args()
     benchmark = yaml.safe_load(BENCHMARK.read_text())
     results_file = args.out / "results.json"  # rows of earlier runs (other --models) are kept
@@ -67,9 +72,12 @@ def main() -> None:
     results[PRETRAINED] = test_scores(create_model("fer2013-minixception"), args.data)
     for name, entry in benchmark["models"].items():
         if fnmatch.fnmatch(name, args.models):
-            results[name] = train_entry(name, entry, benchmark["common"], args.data, args.out, args.epochs)
-            results[name]["epochs"] = args.epochs
-            print(name, results[name], flush=True)
+            row = name + "".join(f" [{override}]" for override in args.overrides)
+            folder = args.out / row.replace(" ", "").replace("[", "_").replace("]", "").replace("=", "-")
+            results[row] = train_entry(name, entry, benchmark["common"], args.data, folder, args.epochs,
+                                       args.overrides)
+            results[row]["epochs"] = args.epochs
+            print(row, results[row], flush=True)
             write_results(results_file, results)
     write_results(results_file, results)
     print(table(results))

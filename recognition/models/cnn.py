@@ -84,8 +84,14 @@ def build_backbone(name: str, backbone_name: str, pretrained: str | Path | None)
     return timm.create_model(backbone_name, num_classes=0, **options)
 
 
-def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float) -> CNNClassifier:
-    backbone_name, input_size = BACKBONES[name]
+def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float,
+              input_size: int | None = None) -> CNNClassifier:
+    """`input_size` None: the backbone's native size (BACKBONES); another size only for cheaper experiments (the
+    backbones are fully convolutional with global pooling, so any size >= 32 runs)."""
+    backbone_name, native_size = BACKBONES[name]
+    input_size = input_size or native_size
+    if input_size < 32:
+        raise UserError(f"{name}: input_size must be at least 32 pixels, got {input_size}")
     backbone = build_backbone(name, backbone_name, pretrained)
     labels = emotion_labels(num_classes)
     head = nn.Sequential(nn.Linear(backbone.num_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
@@ -96,8 +102,8 @@ def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden
 def _register(name: str) -> None:
     @register_model(name)
     def factory(pretrained: str | Path | None = None, num_classes: int = 7, hidden: int = 512,
-                dropout: float = 0.3) -> CNNClassifier:
-        return build_cnn(name, pretrained, num_classes, hidden, dropout)
+                dropout: float = 0.3, input_size: int | None = None) -> CNNClassifier:
+        return build_cnn(name, pretrained, num_classes, hidden, dropout, input_size)
 
     factory.__doc__ = f"{BACKBONES[name][0]} backbone + two dense layers, {BACKBONES[name][1]} px input."
 

@@ -43,3 +43,12 @@ def test_missing_weights_and_bad_class_count(tmp_path):
         create_model("cnn-mobilenetv2", pretrained=tmp_path / "none.pth")
     with pytest.raises(UserError, match="num_classes must be 7 or 8"):
         create_model("cnn-mobilenetv2", num_classes=5)
+
+
+def test_a_smaller_input_size_for_cheap_experiments():
+    model = create_model("cnn-mobilenetv2", input_size=112)
+    face = np.random.default_rng(0).integers(0, 255, (100, 80, 3), dtype=np.uint8)
+    assert model.preprocess(face).shape == (3, 112, 112)
+    assert model.predict_proba([face]).shape == (1, 7)
+    with pytest.raises(UserError, match="at least 32"):
+        create_model("cnn-mobilenetv2", input_size=16)
