@@ -95,6 +95,7 @@ class FrameEditor:
         retrieve = config.mouth.enabled and neural is None  # the neural renderer synthesises the mouth itself
         self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if retrieve else None
         self.neural = None
+        self._previous_index = -2
         if neural is not None:
             from ned_outlier.renderer.neural.inference import NeuralFaceRenderer
 
@@ -112,6 +113,9 @@ class FrameEditor:
     def render(self, index: int, frame: np.ndarray) -> np.ndarray:
         """Frame `index` (H, W, 3) edited; unchanged where the face was not found."""
         params = self.params
+        follows, self._previous_index = index == self._previous_index + 1, index
+        if self.neural is not None and not follows:
+            self.neural.reset()  # its history is of the frames just before; a jump starts a new run
         if index >= params.num_frames or not params.face_found[index]:
             if self.neural is not None:
                 self.neural.reset()

@@ -2,6 +2,9 @@
 """A picture of edits: chosen frames of a video, original then one column per target emotion, cropped to the face.
 
     python scripts/stills.py video.mp4 --params out/pexels/params.npz --frames 120,250,420 --out stills.png
+    python scripts/stills.py video.mp4 --renderer neural --checkpoint runs/actor/renderer.safetensors --out n.png
+
+With --renderer neural a "re-rendered" column shows the renderer on the frame's own mesh (no edit).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ def parse_args(argv):
     parser.add_argument("--frames", default="120,250,420", help="comma-separated frame numbers")
     parser.add_argument("--emotions", default="neutral,happy,sad,surprised,angry,fear,disgusted")
     parser.add_argument("--mouth", choices=("keep", "edit"), default="keep")
+    parser.add_argument("--renderer", choices=("warp", "neural"), default="warp")
+    parser.add_argument("--checkpoint", type=Path, help="with --renderer neural: renderer.safetensors")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -59,11 +64,20 @@ def main(argv=None) -> None:
     reader = VideoReader(args.video)
     originals = {i: frame for i, frame in enumerate(reader) if i in frames}
     config = load_edit_config()
+    neural = None
+    if args.renderer == "neural":
+        from ned_outlier.renderer.neural.checkpoint import load_renderer
+
+        if args.checkpoint is None:
+            raise UserError("--renderer neural needs --checkpoint PATH (renderer.safetensors of train_renderer.py)")
+        neural = load_renderer(args.checkpoint, params.schema)
     columns = {"original": originals}
-    for emotion in emotions:
-        editor = FrameEditor(params, target_codes(config, params, emotion, None, 1.0, args.mouth), config)
+    targets = [("re-rendered", emotions[0], 0.0)] * (neural is not None) + [(e, e, 1.0) for e in emotions]
+    for name, emotion, intensity in targets:
+        editor = FrameEditor(params, target_codes(config, params, emotion, None, intensity, args.mouth), config,
+                             neural)
         editor.prepare(reader, set(frames))
-        columns[emotion] = {i: editor.render(i, originals[i]) for i in frames}
+        columns[name] = {i: editor.render(i, originals[i]) for i in frames}
     size = 200
     rows = []
     for i in frames:
