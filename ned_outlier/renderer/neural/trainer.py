@@ -138,12 +138,12 @@ def train_renderer(config: RendererTrainingConfig, progress: bool = True) -> Ren
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(output),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(config.train.seed)
+    nets = RendererNetworks(config.model)
+    objective = RendererObjective(nets, config.loss)  # first: a missing VGG19 file is reported before any work
     with accelerator.main_process_first():  # one process reconstructs and crops; the others read its files
         params, frames = load_actor(config, progress and accelerator.is_main_process)
     training_frames, _ = split_frames(params.num_frames, config.data.train_fraction)
     dataset = SequenceDataset(frames, config.data.sequence_length, training_frames)
-    nets = RendererNetworks(config.model)
-    objective = RendererObjective(nets, config.loss)
     generator_params = list(nets.generator.parameters())
     discriminator_params = list(nets.discriminator.parameters()) + list(nets.mouth_discriminator.parameters())
     optimizers = {"g": torch.optim.Adam(generator_params, lr=config.optim.lr, betas=config.optim.betas),
