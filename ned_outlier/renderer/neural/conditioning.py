@@ -44,9 +44,9 @@ from pytorch3d.structures import Meshes
 
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.topology import EYE_CONTOURS, face_triangles
+from ned_outlier.renderer.mesh import N_FACE_VERTICES
 
 CONDITION_CHANNELS = 7  # nmfc (3) + normals (3) + eyes (1)
-N_FACE_VERTICES = 468
 IRIS_CENTRES = (468, 473)  # of the eyes EYE_CONTOURS[0] and EYE_CONTOURS[1]
 IRIS_RINGS = ((469, 470, 471, 472), (474, 475, 476, 477))
 REFERENCE_SIZE = 256  # crop size at which ConditioningConfig.eye_thickness is given

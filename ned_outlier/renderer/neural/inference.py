@@ -22,13 +22,12 @@ import torch
 
 from ned_outlier.compose.blend import blend_region, hull_mask
 from ned_outlier.face.crop import warp_to_frame
+from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.neural.checkpoint import LoadedRenderer
 from ned_outlier.renderer.neural.conditioning import ConditionRenderer
 from ned_outlier.renderer.neural.data import crop_vertices, rescale_crop
 from ned_outlier.renderer.neural.objective import face_mask
 from ned_outlier.renderer.warp import face_roi
-
-N_FACE_VERTICES = 468
 
 
 @dataclass(frozen=True)
