@@ -36,3 +36,11 @@ def test_missing_video_file(script, capfd, tmp_path):
     code, err = run(script, capfd, "--config", CONFIGS / "tiny_cpu.yaml", "--video", tmp_path / "none.mp4",
                     "--output-dir", tmp_path / "run")
     assert_one_line_error(code, err, "none.mp4")
+
+
+def test_an_output_folder_of_another_video_is_refused(script, capfd, smile_params, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "params.npz").write_bytes(smile_params.read_bytes())
+    code, err = run(script, capfd, "--config", CONFIGS / "tiny_cpu.yaml", "--video", tmp_path / "other.mp4",
+                    "--output-dir", tmp_path / "run")
+    assert_one_line_error(code, err, "holds a run on", "smile.mp4", "--output-dir")

@@ -111,6 +111,9 @@ def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FacePara
         params = FaceParams.load(data.params)
     elif (output / "params.npz").is_file():
         params = FaceParams.load(output / "params.npz")
+        if Path(params.video.path).name != Path(data.video).name:
+            raise UserError(f"{output} holds a run on {params.video.path}, not {data.video}: choose another "
+                            "--output-dir")
     else:
         reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
         params = reconstruct(data.video, reconstruction, face=data.face, progress=progress)
