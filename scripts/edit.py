@@ -144,6 +144,10 @@ def main(argv=None) -> None:
         from ned_outlier.renderer.neural.checkpoint import load_renderer
 
         neural_renderer = load_renderer(checkpoints["renderer"])
+        trained_on = Path(neural_renderer.trained_on).name
+        if trained_on and trained_on != args.video.name:
+            print(f"note: the renderer was trained on {trained_on}; a per-actor renderer draws that actor's face",
+                  file=sys.stderr)
     reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
 
     if args.params is not None:

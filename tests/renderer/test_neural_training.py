@@ -62,6 +62,7 @@ def test_learns_and_the_checkpoint_reloads(trained, smile_params):
     assert history[-1]["g/perceptual"] < 0.7 * history[0]["g/perceptual"]
     loaded = load_renderer(result.model_path)
     assert loaded.model_config.conditioning.size == 64 and loaded.source_crop_size == 256
+    assert loaded.trained_on.endswith("smile.mp4")
     other = ParamSchema("deca-flame", ("e1",), ("jaw",), 5023)
     with pytest.raises(UserError, match="deca-flame"):
         load_renderer(result.model_path, expected_schema=other)

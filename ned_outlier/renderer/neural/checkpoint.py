@@ -57,12 +57,14 @@ def save_renderer(generator: RendererGenerator, path: str | Path, model_config, 
 
 @dataclass(frozen=True)
 class LoadedRenderer:
-    """generator (eval mode); model_config (RendererModelConfig); schema; source_crop_size."""
+    """generator (eval mode); model_config (RendererModelConfig); schema; source_crop_size; trained_on: the actor
+    video it was trained on, as given to the trainer ("" when unknown)."""
 
     generator: RendererGenerator
     model_config: object
     schema: ParamSchema
     source_crop_size: int
+    trained_on: str = ""
 
 
 def load_renderer(path: str | Path, expected_schema: ParamSchema | None = None) -> LoadedRenderer:
@@ -84,4 +86,5 @@ def load_renderer(path: str | Path, expected_schema: ParamSchema | None = None) 
     model_config = from_dict(RendererModelConfig, json.loads(metadata["model"]), f"{path} model")
     generator = RendererGenerator(CONDITION_CHANNELS, model_config.generator)
     generator.load_state_dict(load_file(str(path)))
-    return LoadedRenderer(generator.eval(), model_config, schema, int(metadata["source_crop_size"]))
+    trained_on = str(json.loads(metadata.get("config", "{}")).get("data.video", ""))
+    return LoadedRenderer(generator.eval(), model_config, schema, int(metadata["source_crop_size"]), trained_on)
