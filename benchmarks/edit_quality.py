@@ -12,7 +12,9 @@ clip's own face tracks and meshes:
 Renderers: warp (the source pixels moved along the mesh), mouth (warp + mouth retrieval, the default of edit.py),
 neural (a renderer trained on this actor by scripts/train_renderer.py: --checkpoint). --from-frame N edits and
 judges only frames N.. (the held-out end of a clip whose first N frames trained the neural renderer).
-Prints a Markdown table and writes it with the raw numbers (JSON) under --out.
+Prints a Markdown table and writes it with the raw numbers (JSON) under --out. First, what the classifier says of
+the source clip itself (per class: the fraction of face frames whose top class it is, and its highest probability
+on any frame): the ceiling for a renderer that draws on the actor's own appearance (--source-only: just that).
 
     python benchmarks/edit_quality.py [--emotions happy,sad] [--out out/quality]
     python benchmarks/edit_quality.py --renderers mouth,neural --mouth keep --from-frame 378 \
@@ -54,6 +56,7 @@ def parse_args():
     parser.add_argument("--from-frame", type=int, default=0, help="edit and judge frames from this one on")
     parser.add_argument("--video", type=Path, default=None, help="source clip (default: the Pexels clip)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "quality", help="folder for videos and results")
+    parser.add_argument("--source-only", action="store_true", help="only the classifier on the source clip")
     args = parser.parse_args()
     unknown = set(args.renderers.split(",")) - set(RENDERERS)
     if unknown or ("neural" in args.renderers.split(",")) != (args.checkpoint is not None):
@@ -72,6 +75,15 @@ def tail_clip(video: Path, start: int, out: Path) -> Path:
     return out
 
 
+def source_table(summary: dict) -> str:
+    """Markdown: per class, the fraction of the source's face frames whose top class it is and its highest
+    probability on any of them."""
+    lines = ["| class | top class on source frames | highest probability on a source frame |", "|---|---|---|"]
+    for label, count in summary["top_class_counts"].items():
+        lines.append(f"| {label} | {count / summary['with_face']:.2f} | {summary['max_probabilities'][label]:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = parse_args()
     video = args.video or asset_path("pexels_video")
@@ -84,6 +96,11 @@ def main() -> None:
     classifier = create_model("fer2013-minixception")
     measure = dict(classifier=classifier, faces=FaceFinder(), embedder=FaceEmbedder())
     source = evaluate_video(video, **measure)
+    ceiling = source_table(summarise(source.records, classifier.labels))
+    print(ceiling)
+    (args.out / "source.md").write_text(ceiling + "\n")
+    if args.source_only:
+        return
 
     rows = []
     for emotion in args.emotions.split(","):

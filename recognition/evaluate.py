@@ -302,8 +302,8 @@ def target_class(name: str, labels: Sequence[str]) -> str:
 
 
 def summarise(records: Sequence[Record], labels: Sequence[str], target: str | None = None) -> dict:
-    """Over `records` (at least one with a face): frames, with_face, per label the top-class counts and mean
-    probabilities over the faces; with a `target` (one of labels) target_rate, the fraction of faces whose top class
+    """Over `records` (at least one with a face): frames, with_face, per label the top-class counts and the mean and
+    maximum probabilities over the faces; with a `target` (one of labels) target_rate, the fraction of faces whose top class
     it is; where faces have true labels, "metrics" (classification_metrics)."""
     faces = [record for record in records if record.has_face]
     probabilities = np.array([record.probabilities for record in faces], np.float64)
@@ -313,6 +313,7 @@ def summarise(records: Sequence[Record], labels: Sequence[str], target: str | No
         "with_face": len(faces),
         "top_class_counts": dict(zip(labels, np.bincount(top, minlength=len(labels)).tolist())),
         "mean_probabilities": dict(zip(labels, probabilities.mean(axis=0).tolist())),
+        "max_probabilities": dict(zip(labels, probabilities.max(axis=0).tolist())),
     }
     if target is not None:
         summary |= {"target": target, "target_rate": float(np.mean(top == list(labels).index(target)))}

@@ -94,6 +94,7 @@ def test_target_rate_counts_and_means_are_exact(clip, faces, monkeypatch):
     assert (summary["frames"], summary["with_face"]) == (10, 10)
     assert summary["top_class_counts"] == {"happy": 7, "sad": 3, "neutral": 0}
     assert summary["mean_probabilities"] == pytest.approx({"happy": 0.7, "sad": 0.3, "neutral": 0.0})
+    assert summary["max_probabilities"] == pytest.approx({"happy": 1.0, "sad": 1.0, "neutral": 0.0})
     assert summary["target_rate"] == pytest.approx(0.7)
     assert summarise(records, LABELS, target="sad")["target_rate"] == pytest.approx(0.3)
 
