@@ -4,6 +4,8 @@ identities.
     result = run_experiment(load_experiment_config("configs/ned/experiment.yaml"))
 
 Steps (each result kept in output_dir, so an interrupted run resumes):
+0. `prepare_inputs`: SynthMEAD (scripts/make_synthmead.py's build, from `synthmead_config`) and its lambda table
+   (scripts/score_outliers.py's scoring, from `scoring_config`), each made only where it is missing.
 1. lambda's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
    truth (SynthMEAD's ambiguous and wrongly labelled clips, and neutral onset/offset windows), over the training
    actors' emotional windows.
@@ -49,11 +51,14 @@ ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
 @dataclass(frozen=True)
 class ExperimentConfig:
     """data / params_cache / lambdas: SynthMEAD, its reconstructions, scripts/score_outliers.py's windows.csv;
+    synthmead_config / scoring_config: how `prepare_inputs` makes data and lambdas when they are missing;
     training_config: the NED training YAML both arms use (its data section is overridden here)."""
 
     data: str = "out/synthmead"
     params_cache: str = "out/synthmead_params"
     lambdas: str = "out/synthmead_lambda/windows.csv"
+    synthmead_config: str = "configs/ned/synthmead.yaml"
+    scoring_config: str = "configs/ned/score_outliers.yaml"
     output_dir: str = "out/ned_experiment"
     training_config: str = "configs/ned/experiment_training.yaml"
     test_actors: tuple[str, ...] = ("S001", "S002", "S007", "S008")
@@ -69,6 +74,32 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
 
 def _repo(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else REPO / path
+
+
+def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
+    """Make SynthMEAD in `data` unless its truth.csv is there, then score it into `lambdas` unless that file is
+    there (as scripts/make_synthmead.py and scripts/score_outliers.py do). Returns the folders written."""
+    from ned_outlier.data.outlier_scores import load_scoring_config, score_clips, write_scores
+    from ned_outlier.data.synthmead import build_synthmead, load_synth_config
+    from recognition import create_model
+    from recognition.evaluate import FaceFinder
+
+    root, lambdas, made = Path(config.data), Path(config.lambdas), []
+    if not (root / "truth.csv").is_file():
+        if root.is_dir() and any(root.iterdir()):
+            raise UserError(f"{root} has files but no truth.csv (an unfinished SynthMEAD?): remove it and run again, "
+                            "or point `data` at a finished set")
+        build_synthmead(load_synth_config(_repo(config.synthmead_config)), root, progress)
+        made.append(root)
+    if not lambdas.is_file():
+        if lambdas.name != "windows.csv":
+            raise UserError(f"lambdas must name a windows.csv (the scorer's table), not {lambdas}")
+        scoring = load_scoring_config(_repo(config.scoring_config))
+        classifier = create_model(scoring.model_name, pretrained=scoring.pretrained, **scoring.options)
+        scores = score_clips(scan_mead(root, scoring.mead), classifier, FaceFinder(), scoring, progress)
+        write_scores(scores, root, lambdas.parent, scoring, scoring.model_name)
+        made.append(lambdas.parent)
+    return made
 
 
 def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list, train_actors: set[str],

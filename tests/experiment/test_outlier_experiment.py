@@ -69,3 +69,36 @@ def test_uniform_table_gives_every_window_the_mean_lambda(tmp_path):
     table.write_text("path,emotion,start,probability,lambda\na,happy,0,0.2,0.2\na,happy,1,0.9,1.0\n")
     rows = list(csv.DictReader(open(uniform_table(str(table), tmp_path / "uniform.csv"))))
     assert [float(r["lambda"]) for r in rows] == [0.6, 0.6] and [r["start"] for r in rows] == ["0", "1"]
+
+
+def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
+    from ned_outlier.errors import UserError
+    from ned_outlier.experiment.outlier_experiment import ExperimentConfig, prepare_inputs
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("not a SynthMEAD set")
+    config = ExperimentConfig(data=str(tmp_path / "data"), lambdas=str(tmp_path / "lambda" / "windows.csv"))
+    with pytest.raises(UserError, match="no truth.csv"):
+        prepare_inputs(config, progress=False)
+
+
+@pytest.mark.slow
+def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
+    import csv
+
+    from ned_outlier.experiment.outlier_experiment import ExperimentConfig, prepare_inputs
+
+    synth = tmp_path / "synthmead.yaml"
+    synth.write_text("emotions: [neutral, happy]\nclips_per_emotion: 1\nmotion: {frames: 12}\n"
+                     "sources: {astronaut: {media: 'skimage:astronaut'}}\n")
+    config = ExperimentConfig(data=str(tmp_path / "data"), lambdas=str(tmp_path / "lambda" / "windows.csv"),
+                              synthmead_config=str(synth))
+    assert prepare_inputs(config, progress=False) == [tmp_path / "data", tmp_path / "lambda"]
+    with open(tmp_path / "data" / "truth.csv") as handle:
+        clips = {row["path"] for row in csv.DictReader(handle)}
+    with open(tmp_path / "lambda" / "windows.csv") as handle:
+        windows = list(csv.DictReader(handle))
+    assert len(clips) == 2 and {w["path"] for w in windows} == clips
+    assert len(windows) == 2 * (12 - 10 + 1)  # every 10-frame window of both clips, hop 1
+    assert all(0 < float(w["lambda"]) <= 1 for w in windows)
+    assert prepare_inputs(config, progress=False) == []  # both exist now: nothing is remade
