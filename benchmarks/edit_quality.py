@@ -5,7 +5,8 @@ For each target emotion, renderer and mouth mode (keep; edit), the edited clip i
 (recognition/evaluate.py, as scripts/evaluate.py --target EMOTION --source VIDEO does), every measure taken on the
 clip's own face tracks and meshes:
   target rate  fraction of face frames whose top class under fer's FER2013 mini-Xception is the target,
-               for the edited clip and for the source clip;
+               for the edited clip and for the source clip: over all face frames / over the frames without a
+               hand in front of the mouth (FaceParams.mouth_occluded; no renderer here paints over a hand);
   identity     mean dlib 128-D embedding distance between source and edited frames (every 4th; same person < 0.6);
   mouth r      (--mouth keep) Pearson r between the source's and the edited clip's inner-lip opening (in
                inter-ocular distances).
@@ -103,8 +104,10 @@ def main() -> None:
         return
 
     rows = []
+    no_hand = lambda records: [r for r in records if not params.mouth_occluded[r.frame]]  # noqa: E731
     for emotion in args.emotions.split(","):
         source_rate = summarise(source.records, classifier.labels, emotion)["target_rate"]
+        source_rate_no_hand = summarise(no_hand(source.records), classifier.labels, emotion)["target_rate"]
         for renderer in args.renderers.split(","):
             for mouth in args.mouth.split(","):
                 edit_config = dataclasses.replace(config, mouth=dataclasses.replace(
@@ -117,7 +120,10 @@ def main() -> None:
                 rows.append({
                     "emotion": emotion, "renderer": RENDERERS[renderer], "mouth": mouth,
                     "target_rate_edited": summarise(edited.records, classifier.labels, emotion)["target_rate"],
+                    "target_rate_edited_no_hand": summarise(no_hand(edited.records), classifier.labels,
+                                                            emotion)["target_rate"],
                     "target_rate_source": source_rate,
+                    "target_rate_source_no_hand": source_rate_no_hand,
                     "identity_distance": comparison["identity_distance"],
                     "mouth_r": comparison["mouth_r"],
                     "mouth_from_donor": report.mouth_from_donor / max(report.edited, 1),
@@ -125,12 +131,13 @@ def main() -> None:
                 })
                 print(json.dumps(rows[-1]), flush=True)
 
-    lines = ["| target | renderer | mouth | target rate edited | target rate source | identity dist. | mouth r |"
-             " donor mouths | fold-limited |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| target | renderer | mouth | target rate edited (all / no hand) | target rate source (all / no hand) |"
+             " identity dist. | mouth r | donor mouths | fold-limited |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mouth_r = f"{r['mouth_r']:.3f}" if r["mouth"] == "keep" else "-"
-        lines.append(f"| {r['emotion']} | {r['renderer']} | {r['mouth']} | {r['target_rate_edited']:.2f} | "
-                     f"{r['target_rate_source']:.2f} | {r['identity_distance']:.3f} | {mouth_r} | "
+        lines.append(f"| {r['emotion']} | {r['renderer']} | {r['mouth']} | {r['target_rate_edited']:.2f} / "
+                     f"{r['target_rate_edited_no_hand']:.2f} | {r['target_rate_source']:.2f} / "
+                     f"{r['target_rate_source_no_hand']:.2f} | {r['identity_distance']:.3f} | {mouth_r} | "
                      f"{r['mouth_from_donor']:.2f} | {r['fold_limited']:.2f} |")
     table = "\n".join(lines)
     print(table)

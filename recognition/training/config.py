@@ -35,16 +35,31 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Random jitter of each training image, drawn independently per image, each uniform in [-x, x]: rotation
+    (degrees), scale (fraction: 0.1 = 0.9x to 1.1x), shift (fraction of the side, per axis), brightness (added to
+    the preprocessed image, in units of its own standard deviation) and contrast (fraction: the image's deviation
+    from its mean is scaled by 1 + u). All 0: none (the papers' recipes use flips only)."""
+
+    rotation: float = 0.0
+    scale: float = 0.0
+    shift: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+
+@dataclass(frozen=True)
 class DataSection:
     """train/val: labelled sets. llm_targets (Exp-CLIP): a recognition.data.llm_targets file whose image list is the
     training set. face_tracks (RMFER ACL): a folder of scripts/extract_face_tracks.py. hflip: random horizontal
-    flips in training. num_workers: DataLoader worker processes."""
+    flips in training; augment: more random jitter (Augmentation). num_workers: DataLoader worker processes."""
 
     train: DataSource = field(default_factory=DataSource)
     val: DataSource = field(default_factory=DataSource)
     llm_targets: str | None = None
     face_tracks: str | None = None
     hflip: bool = True
+    augment: Augmentation = field(default_factory=Augmentation)
     num_workers: int = 0
 
 

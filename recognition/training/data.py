@@ -8,17 +8,19 @@ image's LLM embedding (4096,) float32.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from ned_outlier.errors import UserError
 from recognition.data.llm_targets import read_llm_targets
 from recognition.data.readers import Sample, read_dataset
-from recognition.training.config import DataSource
+from recognition.training.config import Augmentation, DataSource
 
 LOG = logging.getLogger(__name__)
 Preprocess = Callable[[np.ndarray], torch.Tensor]
@@ -36,16 +38,44 @@ def read_source(source: DataSource, labels: Sequence[str]) -> list[Sample]:
     return kept
 
 
-def _augment(image: torch.Tensor, hflip: bool) -> torch.Tensor:
-    """Random horizontal flip of a (3, S, S) tensor with probability 0.5 (torch's global RNG, seeded per run)."""
-    return image.flip(-1) if hflip and bool(torch.rand(()) < 0.5) else image
+def _uniform(bound: float) -> float:
+    """A draw from U(-bound, bound) (torch's global RNG, seeded per run)."""
+    return float((torch.rand(()) * 2 - 1) * bound)
+
+
+def jitter(image: torch.Tensor, augment: Augmentation) -> torch.Tensor:
+    """(C, S, S) image rotated, scaled and shifted about its centre (bilinear; borders replicated) and its brightness
+    and contrast changed, by draws within `augment`'s bounds; the image itself when every bound is 0."""
+    if any((augment.rotation, augment.scale, augment.shift)):
+        angle = math.radians(_uniform(augment.rotation))
+        zoom = 1 + _uniform(augment.scale)
+        shift_x, shift_y = _uniform(augment.shift) * 2, _uniform(augment.shift) * 2  # in [-1, 1] grid units
+        # output pixel p samples the input at A p + t: the inverse of rotating by `angle` and zooming by `zoom`
+        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+        theta = torch.tensor([[cos, sin, -shift_x], [-sin, cos, -shift_y]], dtype=image.dtype)[None]
+        grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
+        image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    if augment.contrast:
+        mean = image.mean()
+        image = mean + (image - mean) * (1 + _uniform(augment.contrast))
+    if augment.brightness:
+        image = image + _uniform(augment.brightness) * image.std()
+    return image
+
+
+def _augment(image: torch.Tensor, hflip: bool, augment: Augmentation | None = None) -> torch.Tensor:
+    """Random horizontal flip of a (3, S, S) tensor with probability 0.5, then `jitter` (torch's global RNG, seeded
+    per run)."""
+    image = image.flip(-1) if hflip and bool(torch.rand(()) < 0.5) else image
+    return jitter(image, augment) if augment is not None else image
 
 
 class LabelledFaces(Dataset):
-    """Samples -> (image (3, S, S), class index in `labels`)."""
+    """Samples -> (image (3, S, S), class index in `labels`), flipped and jittered at random when asked."""
 
-    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], preprocess: Preprocess, hflip: bool = False):
-        self.samples, self.preprocess, self.hflip = list(samples), preprocess, hflip
+    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], preprocess: Preprocess, hflip: bool = False,
+                 augment: Augmentation | None = None):
+        self.samples, self.preprocess, self.hflip, self.augment = list(samples), preprocess, hflip, augment
         self.index = {label: i for i, label in enumerate(labels)}
 
     def __len__(self) -> int:
@@ -53,7 +83,7 @@ class LabelledFaces(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[i]
-        return _augment(self.preprocess(sample.image()), self.hflip), self.index[sample.label]
+        return _augment(self.preprocess(sample.image()), self.hflip, self.augment), self.index[sample.label]
 
 
 class LLMTargetFaces(Dataset):

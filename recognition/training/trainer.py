@@ -94,7 +94,8 @@ def _training_set(config: TrainingConfig, model: nn.Module):
         return LLMTargetFaces(data.llm_targets, model.preprocess, data.hflip)
     if not data.train.root:
         raise UserError("data.train.root is required (or data.llm_targets for Exp-CLIP)")
-    return LabelledFaces(read_source(data.train, model.labels), model.labels, model.preprocess, data.hflip)
+    return LabelledFaces(read_source(data.train, model.labels), model.labels, model.preprocess, data.hflip,
+                         data.augment)
 
 
 def _track_loader(config: TrainingConfig, model: nn.Module) -> DataLoader | None:
