@@ -42,12 +42,12 @@ def main(argv=None) -> None:
 
     config = load_experiment_config(args.config)
     start = time.perf_counter()
-    # A photo's cut-out may show a neighbour's face too; the SynthMEAD build checks that the centre face is the one
-    # fitted, so the reconstructor's notes about other faces are expected there and kept off the terminal.
+    # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
+    # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.
     with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
         for folder in prepare_inputs(config, progress=not args.quiet):
             print(f"wrote {folder}")
-    results = run_experiment(config, progress=not args.quiet)
+        results = run_experiment(config, progress=not args.quiet)
     print(table(results))
     print(f"({time.perf_counter() - start:.0f} s; wrote {Path(config.output_dir) / 'results.json'})")
 
