@@ -23,6 +23,7 @@ relative to the subject's most neutral frames instead.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import shutil
 import tempfile
 import zlib
@@ -85,7 +86,8 @@ class SetConfig:
     size, margin: output crop side in pixels, and context around the face mesh's box (fraction of its side, total).
     region_size, region_margin: the cut-out around each face of a photo that the reconstructor sees.
     min_photo_side: photos smaller than this (short side) are upscaled before face detection.
-    test_identities: identities of the test split; every other identity is in train.
+    test_identities: identities of the test split, or fnmatch patterns over them (`lfw_09*`); every other identity
+        is in train.
     sources: name -> SourceConfig fields; the name is the identity (`<name>_<k>` for the k-th face from the left
         of a photo with several, `<name>_<index>` for the images of a stack).
     edit_config, reconstruct_config: the editing and reconstruction YAMLs (relative paths: from the repository).
@@ -315,10 +317,15 @@ def find_faces(config: SetConfig, reconstruction: ReconstructionConfig, workdir:
     duplicates = sorted({i for i in identities if identities.count(i) > 1})
     if duplicates:
         raise UserError(f"identity {duplicates[0]!r} comes from two sources; rename one")
-    unknown = sorted(set(config.test_identities) - set(identities))
+    unknown = [pattern for pattern in config.test_identities if not fnmatch.filter(identities, pattern)]
     if unknown:
         raise UserError(f"test identity {unknown[0]!r} is none of the sources' faces ({', '.join(identities)})")
     return faces
+
+
+def is_test_identity(identity: str, test_identities: tuple[str, ...]) -> bool:
+    """Whether `identity` is one of `test_identities` (names or fnmatch patterns)."""
+    return any(fnmatch.fnmatchcase(identity, pattern) for pattern in test_identities)
 
 
 def spread_frames(candidates: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
@@ -436,7 +443,7 @@ def build_emotion_set(config: SetConfig, out: Path, overwrite: bool = False, pro
             frames = choose_frames(face, params, config.seed)
             if not frames:
                 skipped.append((face.identity, "no frame with the face clear of hands"))
-            split = "test" if face.identity in config.test_identities else "train"
+            split = "test" if is_test_identity(face.identity, config.test_identities) else "train"
             for label, frame, intensity, crop in edited_crops(face, params, frames, config, edit, names):
                 relative = Path(split) / label / image_name(face.identity, frame, intensity)
                 write_image(out / relative, crop)

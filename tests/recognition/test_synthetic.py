@@ -1,6 +1,7 @@
 """The synthetic emotion set on a tiny config (the astronaut + 2 frames of the Pexels clip, 2 emotions, 1 intensity):
 layout, manifest, identity-disjoint split, byte-identical rebuild with the seed, readable by the dataset readers."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -131,11 +132,20 @@ def test_bad_config_is_a_user_error(tmp_path, changes, fragment):
     assert fragment in str(error.value)
 
 
+def test_test_identities_are_names_or_patterns():
+    from recognition.data.synthetic import is_test_identity
+
+    patterns = ("astronaut", "lfw_07[6-9]", "lfw_09*")
+    assert [is_test_identity(name, patterns) for name in ("astronaut", "lfw_077", "lfw_075", "lfw_093", "pexels")] \
+        == [True, True, False, True, False]
+
+
 def test_unknown_test_identity_and_missing_media(tmp_path):
     sources = {"astronaut": {"media": "skimage:astronaut"}}
-    with pytest.raises(UserError, match="test identity 'nobody'"):
-        build_emotion_set(load_set_config(write_config(tmp_path, sources=sources, test_identities=["nobody"])),
-                          tmp_path / "a", progress=False)
+    for pattern in ("nobody", "astro*x"):
+        with pytest.raises(UserError, match=re.escape(f"test identity '{pattern}'")):
+            build_emotion_set(load_set_config(write_config(tmp_path, sources=sources, test_identities=[pattern])),
+                              tmp_path / "a", progress=False)
     with pytest.raises(UserError, match="source media not found"):
         build_emotion_set(load_set_config(write_config(tmp_path, sources={"x": {"media": str(tmp_path / "no.mp4")}})),
                           tmp_path / "b", progress=False)
