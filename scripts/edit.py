@@ -92,7 +92,12 @@ def sort_checkpoints(args) -> dict[str, Path]:
     for path in args.checkpoint:
         kind = checkpoint_format(path)
         if kind not in roles:
-            raise UserError(f"{path}: neither a NED manipulator nor a neural renderer checkpoint (format {kind!r})")
+            hint = ""
+            if path.parent.parent.name == "checkpoints":  # a trainer's resume state: the model sits beside the folder
+                hint = f"; that is a training run's resume state, the model is the run folder's *.safetensors " \
+                       f"({path.parent.parent.parent})"
+            raise UserError(f"{path}: neither a NED manipulator nor a neural renderer checkpoint (format {kind!r})"
+                            + hint)
         if roles[kind] in found:
             raise UserError(f"two {roles[kind]} checkpoints given: {found[roles[kind]]} and {path}")
         found[roles[kind]] = path

@@ -225,3 +225,14 @@ def test_checkpoint_roles_are_checked(script, capfd, clip, renderer_checkpoint, 
     argv = [item for arg in argv for item in (["--checkpoint", renderer_checkpoint] if arg == "RENDERER" else [arg])]
     code, err = run(script, capfd, clip, "--emotion", "sad", *argv, "--quiet")
     assert_one_line_error(code, err, *fragments)
+
+
+def test_a_resume_state_is_not_a_checkpoint_and_the_model_is_named(script, capfd, clip, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    state = tmp_path / "run" / "checkpoints" / "last" / "model.safetensors"
+    state.parent.mkdir(parents=True)
+    save_file({"weight": torch.zeros(1)}, str(state))  # what accelerate's save_state writes
+    code, err = run(script, capfd, clip, "--emotion", "sad", "--manipulator", "ned", "--checkpoint", state, "--quiet")
+    assert_one_line_error(code, err, "neither a NED manipulator", "resume state", str(tmp_path / "run"))
