@@ -36,7 +36,7 @@ from torch import nn
 from ned_outlier.errors import UserError
 from recognition.losses import label_aware_clip_loss
 from recognition.models.base import ImageClassifier
-from recognition.models.cnn import build_backbone, emotion_labels
+from recognition.models.cnn import build_backbone, emotion_labels, experiment_input_size
 from recognition.registry import register_model
 
 BACKBONES = {"caption-clip-resnet50": "resnet50", "caption-clip-vit": "vit_base_patch16_224"}
@@ -128,12 +128,12 @@ class CaptionCLIP(ImageClassifier, nn.Module):
     each class)."""
 
     def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, tokenizer, labels: tuple[str, ...],
-                 logit_scale: float, dropout: float):
+                 logit_scale: float, dropout: float, input_size: int = INPUT_SIZE):
         super().__init__()
         self.labels = labels
         self.sentences = [class_sentences()[label] for label in labels]
         self.logit_scale = logit_scale
-        self.input_size = INPUT_SIZE
+        self.input_size = input_size
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
@@ -193,8 +193,8 @@ class CaptionCLIP(ImageClassifier, nn.Module):
         return scores.argsort(descending=True).cpu()
 
     def preprocess(self, face: np.ndarray) -> torch.Tensor:
-        """RGB uint8 face crop (H, W, 3) -> (3, 224, 224) float32, resized (area) and normalised as the image
-        encoder's ImageNet weights expect (timm's pretrained_cfg)."""
+        """RGB uint8 face crop (H, W, 3) -> (3, S, S) float32 (S = input_size, 224), resized (area) and normalised as
+        the image encoder's ImageNet weights expect (timm's pretrained_cfg)."""
         if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {face.dtype} {face.shape}")
         resized = cv2.resize(face, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
@@ -215,15 +215,18 @@ def load_trained_weights(name: str, model: CaptionCLIP, pretrained: str | Path) 
 
 def build_caption_clip(name: str, pretrained: str | Path | None, pretrained_backbone: str | Path | None,
                        text_weights: str | Path | None, num_classes: int, logit_scale: float, dropout: float,
-                       text_sizes: dict[str, int]) -> CaptionCLIP:
-    """Checks the arguments before the (slow) build, then loads the trained state dict from `pretrained` if given."""
+                       text_sizes: dict[str, int], input_size: int | None = None) -> CaptionCLIP:
+    """Checks the arguments before the (slow) build, then loads the trained state dict from `pretrained` if given.
+    input_size: another image side than the paper's 224, for cheaper experiments only (a ViT is built for it)."""
     labels = emotion_labels(num_classes)
+    size = experiment_input_size(name, input_size, INPUT_SIZE)
     if pretrained is not None and not Path(pretrained).is_file():
         raise UserError(f"{name}: trained weights not found at {pretrained} (a .safetensors state dict of the whole "
                         f"model, written by scripts/train_recognition.py)")
     text_encoder, tokenizer = load_text_encoder(name, text_weights, **text_sizes)
-    image_encoder = build_backbone(name, BACKBONES[name], pretrained_backbone)
-    model = CaptionCLIP(image_encoder, text_encoder, tokenizer, labels, logit_scale, dropout)
+    vit_options = {"img_size": size} if BACKBONES[name].startswith("vit") else {}
+    image_encoder = build_backbone(name, BACKBONES[name], pretrained_backbone, **vit_options)
+    model = CaptionCLIP(image_encoder, text_encoder, tokenizer, labels, logit_scale, dropout, size)
     return model if pretrained is None else load_trained_weights(name, model, pretrained)
 
 
@@ -232,10 +235,11 @@ def _register(name: str) -> None:
     def factory(pretrained: str | Path | None = None, pretrained_backbone: str | Path | None = None,
                 text_weights: str | Path | None = None, num_classes: int = 7,
                 logit_scale: float = DEFAULT_LOGIT_SCALE, dropout: float = 0.1, text_dim: int = 256,
-                text_layers: int = 4, text_heads: int = 4, text_hidden: int = 1024) -> CaptionCLIP:
+                text_layers: int = 4, text_heads: int = 4, text_hidden: int = 1024,
+                input_size: int | None = None) -> CaptionCLIP:
         sizes = {"dim": text_dim, "layers": text_layers, "heads": text_heads, "hidden": text_hidden}
         return build_caption_clip(name, pretrained, pretrained_backbone, text_weights, num_classes, logit_scale,
-                                  dropout, sizes)
+                                  dropout, sizes, input_size)
 
     factory.__doc__ = (f"Caption-CLIP: timm {BACKBONES[name]} + DistilBERT, projection heads to {EMBED_DIM}-d. "
                        f"text_dim/layers/heads/hidden size the random DistilBERT built when text_weights is None "

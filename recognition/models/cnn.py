@@ -72,26 +72,33 @@ class CNNClassifier(ImageClassifier, nn.Module):
         return (tensor - self.mean.cpu()) / self.std.cpu()
 
 
-def build_backbone(name: str, backbone_name: str, pretrained: str | Path | None) -> nn.Module:
-    """timm `backbone_name` without classifier (pooled features), ImageNet weights from the local file `pretrained`."""
-    options = {}
+def experiment_input_size(name: str, input_size: int | None, native_size: int) -> int:
+    """The input side of model `name`: `native_size` (the paper's) when input_size is None, else input_size, meant
+    only for cheaper experiments (the backbones pool globally, so any side >= 32 runs); UserError below 32."""
+    input_size = input_size or native_size
+    if input_size < 32:
+        raise UserError(f"{name}: input_size must be at least 32 pixels, got {input_size}")
+    return input_size
+
+
+def build_backbone(name: str, backbone_name: str, pretrained: str | Path | None, **timm_options) -> nn.Module:
+    """timm `backbone_name` without classifier (pooled features), ImageNet weights from the local file `pretrained`;
+    `timm_options` go to timm.create_model (e.g. a ViT's img_size)."""
+    options = dict(timm_options)
     if pretrained is not None:
         path = Path(pretrained)
         if not path.is_file():
             raise UserError(f"{name}: backbone weights not found at {path} (a timm {backbone_name} ImageNet checkpoint, "
                             f".safetensors or .pth; none is downloaded)")
-        options = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+        options |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     return timm.create_model(backbone_name, num_classes=0, **options)
 
 
 def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float,
               input_size: int | None = None) -> CNNClassifier:
-    """`input_size` None: the backbone's native size (BACKBONES); another size only for cheaper experiments (the
-    backbones are fully convolutional with global pooling, so any size >= 32 runs)."""
+    """`input_size` None: the backbone's native size (BACKBONES); see experiment_input_size."""
     backbone_name, native_size = BACKBONES[name]
-    input_size = input_size or native_size
-    if input_size < 32:
-        raise UserError(f"{name}: input_size must be at least 32 pixels, got {input_size}")
+    input_size = experiment_input_size(name, input_size, native_size)
     backbone = build_backbone(name, backbone_name, pretrained)
     labels = emotion_labels(num_classes)
     head = nn.Sequential(nn.Linear(backbone.num_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),

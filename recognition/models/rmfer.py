@@ -19,17 +19,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from recognition.losses import PAPER_SELF_MASK, acl_pair_masks, inter_sample_attention, multi_positive_nt_xent
-from recognition.models.cnn import CNNClassifier, build_backbone, emotion_labels
+from recognition.models.cnn import CNNClassifier, build_backbone, emotion_labels, experiment_input_size
 from recognition.registry import register_model
+
+INPUT_SIZE = 260  # the paper's
 
 
 class RMFER(CNNClassifier):
     """backbone f_Feat (N, 3, 260, 260) -> (N, 1408); f_FER linear -> (N, C); H MLP -> (N, P); f_IAL linear -> (N, C)."""
 
     def __init__(self, backbone: nn.Module, labels: tuple[str, ...], projection_dim: int, tau: float,
-                 lambda1: float, self_mask: float):
+                 lambda1: float, self_mask: float, input_size: int = INPUT_SIZE):
         width = backbone.num_features
-        super().__init__(backbone, 260, labels, head=nn.Linear(width, len(labels)))  # head = f_FER
+        super().__init__(backbone, input_size, labels, head=nn.Linear(width, len(labels)))  # head = f_FER
         self.projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, projection_dim))
         self.ial_classifier = nn.Linear(width, len(labels))  # f_IAL
         self.tau, self.lambda1, self.self_mask = tau, lambda1, self_mask
@@ -55,7 +57,11 @@ class RMFER(CNNClassifier):
 
 @register_model("rmfer-efficientnet-b2")
 def rmfer_efficientnet_b2(pretrained: str | Path | None = None, num_classes: int = 7, projection_dim: int = 128,
-                          tau: float = 1.0, lambda1: float = 1.0, self_mask: float = PAPER_SELF_MASK) -> RMFER:
-    """RMFER with an EfficientNet-B2 f_Feat at 260 px; `pretrained` = the user's timm ImageNet weights file."""
-    backbone = build_backbone("rmfer-efficientnet-b2", "efficientnet_b2", pretrained)
-    return RMFER(backbone, emotion_labels(num_classes), projection_dim, tau, lambda1, self_mask)
+                          tau: float = 1.0, lambda1: float = 1.0, self_mask: float = PAPER_SELF_MASK,
+                          input_size: int | None = None) -> RMFER:
+    """RMFER with an EfficientNet-B2 f_Feat at 260 px (input_size: another side for cheaper experiments only);
+    `pretrained` = the user's timm ImageNet weights file."""
+    name = "rmfer-efficientnet-b2"
+    size = experiment_input_size(name, input_size, INPUT_SIZE)
+    backbone = build_backbone(name, "efficientnet_b2", pretrained)
+    return RMFER(backbone, emotion_labels(num_classes), projection_dim, tau, lambda1, self_mask, size)

@@ -45,10 +45,12 @@ def test_missing_weights_and_bad_class_count(tmp_path):
         create_model("cnn-mobilenetv2", num_classes=5)
 
 
-def test_a_smaller_input_size_for_cheap_experiments():
-    model = create_model("cnn-mobilenetv2", input_size=112)
+@pytest.mark.parametrize("name", ["cnn-mobilenetv2", "rmfer-efficientnet-b2", "caption-clip-resnet50",
+                                  "caption-clip-vit"])
+def test_a_smaller_input_size_for_cheap_experiments(name):
+    model = create_model(name, input_size=112)
     face = np.random.default_rng(0).integers(0, 255, (100, 80, 3), dtype=np.uint8)
     assert model.preprocess(face).shape == (3, 112, 112)
     assert model.predict_proba([face]).shape == (1, 7)
     with pytest.raises(UserError, match="at least 32"):
-        create_model("cnn-mobilenetv2", input_size=16)
+        create_model(name, input_size=16)
