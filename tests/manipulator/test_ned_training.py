@@ -2,10 +2,6 @@
 resumed run equals an uninterrupted one, the outlier weights act as lambda, and two CPU processes stay in sync."""
 
 import csv
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.checkpoint import load_ned
 from ned_outlier.manipulator.ned.trainer import decay_factor, load_ned_config, train_ned
 from ned_outlier.reconstruction.params import ParamSchema
+from tests.factories import launch_two_cpu_processes, per_process_checksums
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -94,14 +91,9 @@ def test_lambda_weights_the_loss(synthmead, tmp_path):
 
 def test_two_cpu_processes_stay_in_sync(synthmead, tmp_path):
     cache = synthmead.parent / (synthmead.name + "_params")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "scripts" / "train_ned.py"), "--config", str(REPO / "configs/ned/tiny_cpu.yaml"),
-               "--set", f"data.root={synthmead}", "--set", f"data.cache={cache}",
-               "--set", "data.emotions=[neutral, happy, surprised]", "--set", "train.batch_size=4",
-               "--output-dir", str(tmp_path / "ddp"), "--quiet"]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    checksums = re.search(r"parameter checksum per process: (.+)", result.stdout).group(1).split()
+    result = launch_two_cpu_processes(
+        "train_ned.py", "--config", REPO / "configs/ned/tiny_cpu.yaml", "--set", f"data.root={synthmead}",
+        "--set", f"data.cache={cache}", "--set", "data.emotions=[neutral, happy, surprised]",
+        "--set", "train.batch_size=4", "--output-dir", tmp_path / "ddp", "--quiet")
+    checksums = per_process_checksums(result.stdout, "parameter")
     assert len(checksums) == 2 and checksums[0] == checksums[1]

@@ -1,10 +1,7 @@
 """The training loop: every family's loss goes down, checkpoints reload, a resumed run equals an uninterrupted one,
 and two CPU processes (DDP over gloo) stay in sync."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ from recognition.data.llm_targets import write_llm_targets
 from ned_outlier.config import parse_overrides
 from recognition.training.config import load_training_config
 from recognition.training.trainer import train
+from tests.factories import launch_two_cpu_processes, per_process_checksums
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,13 +99,8 @@ def test_missing_training_data_is_a_user_error(tmp_path):
 def test_two_cpu_processes_stay_in_sync(tmp_path, colour_faces):
     """accelerate launch with 2 gloo ranks: both finish with identical parameters, and the loss went down."""
     config = cnn_config(tmp_path, colour_faces, tmp_path / "ddp", epochs=2)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "scripts" / "train_recognition.py"), "--config", str(config)]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    checksums = re.search(r"parameter checksum per process: (.+)", result.stdout).group(1).split()
+    result = launch_two_cpu_processes("train_recognition.py", "--config", config)
+    checksums = per_process_checksums(result.stdout, "parameter")
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     losses = [float(x) for x in re.search(r"loss per epoch: (.+)", result.stdout).group(1).split()]
     assert losses[-1] < losses[0]

@@ -2,10 +2,6 @@
 schema, a resumed run equals an uninterrupted one, two CPU processes stay in sync, and the held-out score is
 computed on frames it never saw."""
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +13,7 @@ from ned_outlier.renderer.neural.checkpoint import load_renderer
 from ned_outlier.renderer.neural.data import split_frames
 from ned_outlier.renderer.neural.evaluation import held_out_scores, psnr, structural_similarity
 from ned_outlier.renderer.neural.trainer import load_actor, load_renderer_config, train_renderer
+from tests.factories import launch_two_cpu_processes, per_process_checksums
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs/renderer/tiny_cpu.yaml"
@@ -94,13 +91,8 @@ def test_resumed_run_equals_an_uninterrupted_one(smile_clip, smile_params, tmp_p
 
 
 def test_two_cpu_processes_stay_in_sync(smile_clip, smile_params, tmp_path):
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "scripts" / "train_renderer.py"), "--config", str(TINY), "--video", str(smile_clip),
-               "--params", str(smile_params), "--output-dir", str(tmp_path / "ddp"), "--quiet"]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    checksums = re.search(r"generator checksum per process: (.+)", result.stdout).group(1).split()
+    result = launch_two_cpu_processes("train_renderer.py", "--config", TINY, "--video", smile_clip,
+                                      "--params", smile_params, "--output-dir", tmp_path / "ddp", "--quiet")
+    checksums = per_process_checksums(result.stdout, "generator")
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     assert "held-out frames 29-35" in result.stdout and (tmp_path / "ddp" / "held_out.png").is_file()
