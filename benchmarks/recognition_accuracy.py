@@ -113,5 +113,6 @@ def table(results: dict) -> str:
                      f"{minutes} | {'UAR > 2x chance' if row['uar'] > 2 * chance else ''} |")
     return "\n".join(lines)
 
+
 if __name__ == "__main__":
     main()
