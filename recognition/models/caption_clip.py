@@ -46,6 +46,11 @@ EMBED_DIM = 256
 DEFAULT_LOGIT_SCALE = 1 / 0.07
 """Inverse temperature of the cosine similarities: CLIP's initial 1/0.07, kept fixed rather than learned (the paper
 names no temperature); the factory's `logit_scale`."""
+TEXT_POOLINGS = ("cls", "mean")
+"""How the text encoder's hidden states (N, T, dim) become one vector per sentence: the [CLS] token's (DistilBERT's
+convention, the default), or the mean over the sentence's tokens (padding excluded). From random weights the [CLS]
+states of the eight sentences are all but equal and contrastive training does not leave that start; their means
+differ from the first step (configs/recognition/accuracy_benchmark.yaml)."""
 MAX_TEXT_TOKENS = 128
 """Positions of the random DistilBERT; the longest sentence is under 50 tokens."""
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
@@ -128,8 +133,11 @@ class CaptionCLIP(ImageClassifier, nn.Module):
     each class)."""
 
     def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, tokenizer, labels: tuple[str, ...],
-                 logit_scale: float, dropout: float, input_size: int = INPUT_SIZE):
+                 logit_scale: float, dropout: float, input_size: int = INPUT_SIZE, text_pooling: str = "cls"):
         super().__init__()
+        if text_pooling not in TEXT_POOLINGS:
+            raise UserError(f"caption-clip: text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {text_pooling!r}")
+        self.text_pooling = text_pooling
         self.labels = labels
         self.sentences = [class_sentences()[label] for label in labels]
         self.logit_scale = logit_scale
@@ -148,13 +156,17 @@ class CaptionCLIP(ImageClassifier, nn.Module):
         return self.image_projection(self.image_encoder(images))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """N sentences -> (N, 256) projected [CLS] hidden states of the text encoder, not normalised."""
+        """N sentences -> (N, 256) projected text embeddings (the [CLS] hidden state, or the mean over the tokens:
+        text_pooling), not normalised."""
         tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt",
                                 max_length=self.text_encoder.config.max_position_embeddings)
         device = self.mean.device
-        hidden = self.text_encoder(input_ids=tokens["input_ids"].to(device),
-                                   attention_mask=tokens["attention_mask"].to(device)).last_hidden_state
-        return self.text_projection(hidden[:, 0])
+        mask = tokens["attention_mask"].to(device)
+        hidden = self.text_encoder(input_ids=tokens["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        if self.text_pooling == "cls":
+            return self.text_projection(hidden[:, 0])
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return self.text_projection((hidden * weights).sum(1) / weights.sum(1))
 
     def similarity(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """(N, 256), (M, 256) -> (N, M) logit_scale * cosine similarities."""
@@ -215,7 +227,8 @@ def load_trained_weights(name: str, model: CaptionCLIP, pretrained: str | Path) 
 
 def build_caption_clip(name: str, pretrained: str | Path | None, pretrained_backbone: str | Path | None,
                        text_weights: str | Path | None, num_classes: int, logit_scale: float, dropout: float,
-                       text_sizes: dict[str, int], input_size: int | None = None) -> CaptionCLIP:
+                       text_sizes: dict[str, int], input_size: int | None = None,
+                       text_pooling: str = "cls") -> CaptionCLIP:
     """Checks the arguments before the (slow) build, then loads the trained state dict from `pretrained` if given.
     input_size: another image side than the paper's 224, for cheaper experiments only (a ViT is built for it)."""
     labels = emotion_labels(num_classes)
@@ -226,7 +239,7 @@ def build_caption_clip(name: str, pretrained: str | Path | None, pretrained_back
     text_encoder, tokenizer = load_text_encoder(name, text_weights, **text_sizes)
     vit_options = {"img_size": size} if BACKBONES[name].startswith("vit") else {}
     image_encoder = build_backbone(name, BACKBONES[name], pretrained_backbone, **vit_options)
-    model = CaptionCLIP(image_encoder, text_encoder, tokenizer, labels, logit_scale, dropout, size)
+    model = CaptionCLIP(image_encoder, text_encoder, tokenizer, labels, logit_scale, dropout, size, text_pooling)
     return model if pretrained is None else load_trained_weights(name, model, pretrained)
 
 
@@ -236,14 +249,15 @@ def _register(name: str) -> None:
                 text_weights: str | Path | None = None, num_classes: int = 7,
                 logit_scale: float = DEFAULT_LOGIT_SCALE, dropout: float = 0.1, text_dim: int = 256,
                 text_layers: int = 4, text_heads: int = 4, text_hidden: int = 1024,
-                input_size: int | None = None) -> CaptionCLIP:
+                input_size: int | None = None, text_pooling: str = "cls") -> CaptionCLIP:
         sizes = {"dim": text_dim, "layers": text_layers, "heads": text_heads, "hidden": text_hidden}
         return build_caption_clip(name, pretrained, pretrained_backbone, text_weights, num_classes, logit_scale,
-                                  dropout, sizes, input_size)
+                                  dropout, sizes, input_size, text_pooling)
 
     factory.__doc__ = (f"Caption-CLIP: timm {BACKBONES[name]} + DistilBERT, projection heads to {EMBED_DIM}-d. "
                        f"text_dim/layers/heads/hidden size the random DistilBERT built when text_weights is None "
-                       f"(default 256-d, 4 layers, 4 heads, 1024 feed-forward; distilbert-base is 768, 6, 12, 3072).")
+                       f"(default 256-d, 4 layers, 4 heads, 1024 feed-forward; distilbert-base is 768, 6, 12, 3072); "
+                       f"text_pooling: 'cls' or 'mean' (TEXT_POOLINGS).")
 
 
 for _name in BACKBONES:

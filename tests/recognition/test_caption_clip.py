@@ -124,6 +124,23 @@ def test_text_embedding_is_the_projected_cls_hidden_state(model):
         torch.testing.assert_close(model.encode_texts(model.sentences[:2]), model.text_projection(hidden[:, 0]))
 
 
+def test_mean_pooled_text_embedding_averages_the_tokens_of_each_sentence_without_padding():
+    model = tiny(text_pooling="mean").eval()
+    short, long = "a smile", model.sentences[0]
+    with torch.no_grad():
+        pooled = model.encode_texts([short, long])
+        for row, sentence in enumerate((short, long)):  # alone: no padding to leave out
+            alone = model.tokenizer([sentence], return_tensors="pt")
+            hidden = model.text_encoder(**alone).last_hidden_state[0]
+            torch.testing.assert_close(pooled[row], model.text_projection(hidden.mean(0, keepdim=True))[0],
+                                       rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_text_pooling_is_a_user_error():
+    with pytest.raises(UserError, match="text_pooling must be one of cls, mean"):
+        tiny(text_pooling="max")
+
+
 def test_predict_proba_on_face_crops_with_7_and_8_classes(model):
     probabilities = model.predict_proba(faces(3))
     assert probabilities.shape == (3, 7) and model.labels == EMOTIONS[:7]
