@@ -1,7 +1,10 @@
 """Small hand-made objects the tests share, and the two-process launch of the training scripts."""
 
+import contextlib
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,14 +38,62 @@ DDP_TIMEOUT_S = 900
 
 def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedProcess:
     """`accelerate launch` of scripts/<script> with two gloo ranks on the CPU (ACCELERATE_USE_CPU=1 with --multi_gpu:
-    `--cpu --num_processes 2` would run one process); the finished process, its return code asserted 0."""
+    `--cpu --num_processes 2` would run one process); the finished process, its return code asserted 0. Each run
+    rendezvouses on a port of its own (not accelerate's fixed 29500, which an earlier run or another job may hold).
+
+    A run still going after DDP_TIMEOUT_S is aborted with SIGABRT, on which every Python process of it (launcher and
+    ranks: PYTHONFAULTHANDLER) prints where each of its threads is, and the test fails with those stacks."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "scripts" / script), *map(str, arguments)]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=DDP_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+               "--main_process_port", str(_free_port()), str(REPO / "scripts" / script), *map(str, arguments)]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1",
+                   "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=environment) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=DDP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = _abort_with_stacks(process)
+            stacks = "\n".join(line for line in stderr.splitlines() if "(total: " not in line)  # not the module lists
+            raise AssertionError(f"hung for {DDP_TIMEOUT_S} s; stdout:\n{stdout[-2000:]}\nstacks:\n{stacks[-12000:]}")
+    assert process.returncode == 0, stderr[-3000:]
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _abort_with_stacks(process: subprocess.Popen) -> tuple[str, str]:
+    """SIGABRT to the launcher and its ranks (the launcher starts each rank in a session of its own, so they are
+    found by parent, ranks first), SIGKILL to whatever is left a minute later; what they printed."""
+    processes = [*_children(process.pid), process.pid]
+    _signal_all(processes, signal.SIGABRT)
+    try:
+        return process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        _signal_all(processes, signal.SIGKILL)
+        return process.communicate()
+
+
+def _signal_all(pids: list[int], signal_number: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal_number)
+
+
+def _free_port() -> int:
+    """A TCP port on localhost that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
 
 
 def per_process_checksums(stdout: str, what: str) -> list[str]:
