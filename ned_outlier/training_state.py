@@ -1,15 +1,23 @@
 """What every accelerate training loop of the project shares: the progress counter saved with the resume state,
-the atomic checkpoints/last, and TensorBoard-friendly flattening of a config."""
+the atomic checkpoints/last, the end of a run (checksums, teardown) and TensorBoard-friendly flattening of a
+config."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
+from torch.nn.parallel import DistributedDataParallel
+
+LOG = logging.getLogger(__name__)
+LEFTOVER_DDP_WARNING = "a DDP wrapper is still referenced at the end of training; the process may hang on exit"
 
 
 @dataclass
@@ -47,6 +55,28 @@ def save_resume_state(accelerator: Accelerator, checkpoints: Path) -> None:
         partial.rename(last)
         shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def finish_run(accelerator: Accelerator, trained: torch.nn.Module) -> list[float]:
+    """End a run on every process: the sum of `trained`'s parameters on each process (equal when the ranks stayed in
+    sync), then the trackers closed and the process group destroyed. The caller drops its own references to the
+    prepared (DDP-wrapped) model first.
+
+    The order matters. torch's gloo backend hangs now and then at the end of a run if a DDP wrapper outlives the
+    process group's Python handle: the wrapper's C++ Reducer then drops the group last, and the group's destructor
+    joins gloo's worker threads while holding the GIL, which a worker may still need to free the tensors of the last
+    collective (seen here as a hung rank in ~ProcessGroupGloo, under load; pytorch/pytorch#56297). Released first,
+    the wrappers leave the group to destroy_process_group, whose Python handle gives up the GIL while it is
+    destroyed."""
+    checksum = sum(p.detach().double().sum() for p in trained.parameters()).reshape(1).float()
+    checksums = accelerator.gather(checksum.to(accelerator.device)).cpu().tolist()
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
+    gc.collect()
+    if accelerator.num_processes > 1 and any(issubclass(type(o), DistributedDataParallel) for o in gc.get_objects()):
+        LOG.warning(LEFTOVER_DDP_WARNING)
+    accelerator.end_training()
+    return checksums
 
 
 def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:

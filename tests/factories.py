@@ -13,6 +13,7 @@ import numpy as np
 
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams, VideoMeta
+from ned_outlier.training_state import LEFTOVER_DDP_WARNING
 
 
 def face_params(expression, mouth, found=None) -> FaceParams:
@@ -57,6 +58,7 @@ def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedPro
             stacks = "\n".join(line for line in stderr.splitlines() if "(total: " not in line)  # not the module lists
             raise AssertionError(f"hung for {DDP_TIMEOUT_S} s; stdout:\n{stdout[-2000:]}\nstacks:\n{stacks[-12000:]}")
     assert process.returncode == 0, stderr[-3000:]
+    assert LEFTOVER_DDP_WARNING not in stderr  # finish_run's order, which keeps the end of the run from hanging
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 

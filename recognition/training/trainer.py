@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ned_outlier.errors import UserError
-from ned_outlier.training_state import Progress, flat_config, save_resume_state
+from ned_outlier.training_state import Progress, finish_run, flat_config, save_resume_state
 from recognition.checkpoint import save_checkpoint
 from recognition.metrics import confusion_matrix, uar, war
 from recognition.registry import create_model
@@ -204,12 +204,10 @@ def train(config: TrainingConfig) -> TrainResult:
         save_resume_state(accelerator, checkpoints)
 
     trained = accelerator.unwrap_model(objective).model
+    del objective  # before finish_run: see there
     model_path = output / "model.safetensors"
     if accelerator.is_main_process:
         options = {k: v for k, v in config.model.options.items() if k not in INITIALISATION_OPTIONS}
         save_checkpoint(trained, model_path, config.model.name, options, dataclasses.asdict(config))
-    checksum = sum(p.detach().double().sum() for p in trained.parameters()).reshape(1).float().to(accelerator.device)
-    checksums = accelerator.gather(checksum).cpu().tolist()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    checksums = finish_run(accelerator, trained)
     return TrainResult(model_path, history, metrics, checksums, accelerator.is_main_process)

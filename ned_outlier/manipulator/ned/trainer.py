@@ -38,7 +38,7 @@ from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discriminator_loss, generator_loss,
                                                    latent_target, reference_target)
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from ned_outlier.training_state import Progress, check_schedule, flat_config, save_resume_state
+from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
 from recognition.training.data import EpochShuffle
 
 LOG = logging.getLogger(__name__)
@@ -266,13 +266,11 @@ def train_ned(config: NedTrainingConfig, progress: bool = True) -> NedTrainResul
         save_resume_state(accelerator, checkpoints)
 
     trained = accelerator.unwrap_model(objective).nets
+    del objective  # before finish_run: see there
     model_path = output / "model.safetensors"
     if accelerator.is_main_process:
         save_ned(trained, model_path, schema, config.data.emotions, dataclasses.asdict(config))
-    checksum = sum(p.detach().double().sum() for p in trained.parameters()).reshape(1).float().to(accelerator.device)
-    checksums = accelerator.gather(checksum).cpu().tolist()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    checksums = finish_run(accelerator, trained)
     return NedTrainResult(model_path, history, checksums, accelerator.is_main_process)
 
 

@@ -36,7 +36,7 @@ from ned_outlier.renderer.neural.checkpoint import save_renderer
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
-from ned_outlier.training_state import Progress, check_schedule, flat_config, save_resume_state
+from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
 from recognition.training.data import EpochShuffle
 
 LOG = logging.getLogger(__name__)
@@ -197,14 +197,12 @@ def train_renderer(config: RendererTrainingConfig, progress: bool = True) -> Ren
         save_resume_state(accelerator, checkpoints)
 
     generator = accelerator.unwrap_model(objective).nets.generator
+    del objective  # before finish_run: see there
     model_path = output / "renderer.safetensors"
     if accelerator.is_main_process:
         save_renderer(generator, model_path, config.model, params.schema, config.data.source_crop_size,
                       flat_config(config))
-    checksum = sum(p.detach().double().sum() for p in generator.parameters()).reshape(1).float()
-    checksums = accelerator.gather(checksum.to(accelerator.device)).cpu().tolist()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    checksums = finish_run(accelerator, generator)
     return RendererTrainResult(model_path, history, checksums, accelerator.is_main_process)
 
 
