@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """Bad input or a missing asset: the message says what is wrong and how to fix it, in one line."""
+
+
+class NoFaceError(UserError):
+    """A readable video or image in which no face was found (callers that may skip such an input catch this, never
+    UserError as a whole: a corrupt file must still stop them)."""

@@ -1,6 +1,5 @@
-"""The one emotion vocabulary of the project, its synonyms, and the class orders of pretrained classifiers.
+"""The class orders of pretrained classifiers and datasets, on the project's emotion vocabulary (ned_outlier.labels).
 
-    normalise_emotion("Joy")        # "happy"
     FER2013_LABELS                  # fer's output order in canonical names
     reorder(probs, EXPCLIP_ORDER, EMOTIONS)   # columns from one class order to another
 """
@@ -12,32 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ned_outlier.errors import UserError
+from ned_outlier.labels import EMOTIONS, normalise_emotion
 
-EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
-
-_SYNONYMS = {
-    "neutral": "neutral", "calm": "neutral",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "joyful": "happy",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprised", "surprised": "surprised",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "disgust": "disgusted", "disgusted": "disgusted",
-    "anger": "angry", "angry": "angry", "mad": "angry",
-    "contempt": "contempt", "contemptuous": "contempt",
-}  # fmt: skip
+__all__ = ["EMOTIONS", "normalise_emotion", "FER2013_CLASSES", "FER2013_LABELS", "RAFDB_ORDER", "AFFECTNET_ORDER",
+           "EXPCLIP_ORDER", "reorder"]
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """FER2013's class order (its label indices 0-6), in the dataset's own names."""
-
-
-def normalise_emotion(name: str) -> str:
-    """The canonical name (one of EMOTIONS) of `name` or a synonym of it, case-insensitive; UserError otherwise."""
-    try:
-        return _SYNONYMS[name.strip().lower()]
-    except (KeyError, AttributeError):
-        raise UserError(
-            f"unknown emotion {name!r}: use one of {', '.join(EMOTIONS)} (synonyms such as joy, anger work)"
-        ) from None
 
 
 FER2013_LABELS = tuple(normalise_emotion(name) for name in FER2013_CLASSES)

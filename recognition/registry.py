@@ -9,16 +9,31 @@
 A factory takes `pretrained` (a weights path or tag; None means the model's default) plus its own keyword
 arguments, and returns a model with `.labels` (its output order, canonical names from recognition.labels),
 `.preprocess(face_rgb_uint8)` and `predict_proba(images) -> np.ndarray (N, len(labels))`.
+
+The registry is lazy: `FAMILIES` names the module of every model, so listing the models imports nothing, and
+creating one imports only its family's module (which registers it; open_clip, timm or transformers come with the
+families that need them).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from ned_outlier.errors import UserError
-from recognition.checkpoint import checkpoint_metadata, load_trained_state
+
+_FAMILY_MODELS = {
+    "recognition.models.caption_clip": ("caption-clip-resnet50", "caption-clip-vit"),
+    "recognition.models.clip_zero_shot": ("clip-zero-shot",),
+    "recognition.models.cnn": ("cnn-efficientnet-b0", "cnn-efficientnet-b2", "cnn-mobilenetv2"),
+    "recognition.models.exp_clip": ("exp-clip-vit-b-16", "exp-clip-vit-b-32", "exp-clip-vit-l-14"),
+    "recognition.models.fer2013": ("fer2013-minixception",),
+    "recognition.models.rmfer": ("rmfer-efficientnet-b2",),
+}
+FAMILIES: dict[str, str] = {name: module for module, names in _FAMILY_MODELS.items() for name in names}
+"""Model name -> the module that registers it (a test checks this against what the modules register)."""
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 
@@ -36,8 +51,19 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching the fnmatch `pattern`."""
-    return sorted(fnmatch.filter(_MODELS, pattern))
+    """Sorted names of the models (FAMILIES' and any registered since) matching the fnmatch `pattern`; imports
+    nothing."""
+    return sorted(fnmatch.filter(set(FAMILIES) | set(_MODELS), pattern))
+
+
+def _factory(name: str) -> Callable[..., Any]:
+    """The factory of `name`, importing its family's module the first time; UserError for an unknown name."""
+    if name not in _MODELS and name in FAMILIES:
+        importlib.import_module(FAMILIES[name])
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r} (available: {', '.join(list_models())})") from None
 
 
 def create_model(name: str, pretrained: Any = None, **kwargs: Any) -> Any:
@@ -47,10 +73,9 @@ def create_model(name: str, pretrained: Any = None, **kwargs: Any) -> Any:
     from the options stored in it (`kwargs` override them, e.g. clip_weights) and its trained weights are loaded;
     any other `pretrained` goes to the factory (a backbone's ImageNet weights, a pretrained tag, ...).
     """
-    try:
-        factory = _MODELS[name]
-    except KeyError:
-        raise UserError(f"unknown model {name!r} (available: {', '.join(list_models())})") from None
+    from recognition.checkpoint import checkpoint_metadata, load_trained_state
+
+    factory = _factory(name)
     trained = checkpoint_metadata(pretrained) if pretrained is not None else None
     if trained is None:
         return factory(pretrained=pretrained, **kwargs)

@@ -129,7 +129,7 @@ def main(argv=None) -> None:
     from ned_outlier.pipeline import edit_video, load_edit_config
     from ned_outlier.reconstruction.params import FaceParams
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
-    from recognition.labels import normalise_emotion
+    from ned_outlier.labels import normalise_emotion
 
     np.random.seed(args.seed)
     emotion = normalise_emotion(args.emotion) if args.emotion is not None else None

@@ -51,7 +51,7 @@ def parse_args(argv):
 
 def overrides(args) -> dict:
     """Config entries set on the command line."""
-    from recognition.labels import EMOTIONS
+    from ned_outlier.labels import EMOTIONS
 
     values = {}
     if args.seed is not None:

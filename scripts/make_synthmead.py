@@ -50,11 +50,16 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; the build checks that the centre face is the one fitted.
     with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
-        truths = build_synthmead(config, args.out, progress=not args.quiet)
+        built = build_synthmead(config, args.out, progress=not args.quiet)
+    truths = built.truths
     kinds = Counter(truth.kind for truth in truths)
     actors = len({truth.actor for truth in truths})
     print(f"{len(truths)} clips of {actors} identities in {time.perf_counter() - start:.0f} s: "
           + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
+    if built.skipped:
+        print(f"left out {len(built.skipped)} source faces:")
+        for identity, reason in built.skipped:
+            print(f"  {identity}: {reason}")
     print(f"wrote {args.out} (truth.csv)")
 
 

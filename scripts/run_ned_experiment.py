@@ -9,7 +9,7 @@ SynthMEAD and its lambda table are made first where the config's `data` / `lambd
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
 out/synthmead_lambda`); existing ones are used as they are.
 
-What is measured, and how, is in ned_outlier/experiment/outlier_experiment.py.
+What is measured, and how, is in experiments/outlier_experiment.py.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def parse_args(argv):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from ned_outlier.experiment.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
+    from experiments.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
                                                            table)
 
     config = load_experiment_config(args.config)

@@ -45,7 +45,7 @@ def scoring_config(args):
     """The config file (CLIP's for --scorer clip without --config) with the command line's choices applied."""
     from dataclasses import replace
 
-    from ned_outlier.data.outlier_scores import load_scoring_config
+    from recognition.outlier_scoring import load_scoring_config
 
     default = CLIP_CONFIG if args.scorer == "clip" else DEFAULT_CONFIG
     config = load_scoring_config(args.config or default)
@@ -62,9 +62,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     config = scoring_config(args)
     from ned_outlier.data.mead import scan_mead
-    from ned_outlier.data.outlier_scores import score_clips, write_scores
+    from recognition.outlier_scoring import score_clips, write_scores
     from recognition import create_model
-    from recognition.evaluate import FaceFinder
+    from ned_outlier.face.finder import FaceFinder
 
     clips = scan_mead(args.data, config.mead)
     classifier = create_model(config.model_name, pretrained=config.pretrained, **config.options)

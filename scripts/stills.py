@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     from ned_outlier.pipeline import FrameEditor, load_edit_config, target_codes
     from ned_outlier.reconstruction.params import FaceParams
     from ned_outlier.reconstruction.reconstructor import reconstruct
-    from recognition.labels import normalise_emotion
+    from ned_outlier.labels import normalise_emotion
 
     frames = sorted({int(f) for f in args.frames.split(",")})
     emotions = [normalise_emotion(e) for e in args.emotions.split(",")]

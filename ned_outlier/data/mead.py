@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ned_outlier.errors import UserError
-from recognition.labels import normalise_emotion
+from ned_outlier.labels import normalise_emotion
 
 LEVEL_FOLDER = re.compile(r"^level_(\d+)$")
 
 
 @dataclass(frozen=True)
 class MeadClip:
-    """One MEAD video: `emotion` is the canonical name (recognition.labels.EMOTIONS)."""
+    """One MEAD video: `emotion` is the canonical name (ned_outlier.labels.EMOTIONS)."""
 
     actor: str
     view: str

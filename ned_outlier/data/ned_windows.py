@@ -4,16 +4,20 @@ with its emotion and its outlier weight lambda.
     paths = reconstruct_clips(clips, root, cache, ReconstructionConfig())      # cache/<clip path>.npz, resumable
     windows = build_windows(clips, paths, root, emotions, lambdas=read_lambda_table("out/lambda/windows.csv"))
     windows.codes  # (N, 10, C): the mouth code then the expression code of each frame
+    windows.skipped  # {"windows without a lambda row ...": n, ...}: what was left out, and why
 
 A window is used when its clip has the face in all of its frames; with a lambda table (scripts/score_outliers.py's
-windows.csv) only windows that have a lambda row are used, since the scorer saw no face in the others.
+windows.csv, with the window length and hop of the scores.json beside it) only windows that have a lambda row are
+used, since the scorer saw no face in the others. A table scored with another window length or hop is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,22 +56,48 @@ def reconstruct_clips(clips: list[MeadClip], root: Path, cache: Path, config: Re
     return paths
 
 
-def read_lambda_table(path: str | Path) -> dict[tuple[str, int], float]:
-    """windows.csv of scripts/score_outliers.py -> {(clip path relative to the data root, start frame): lambda}."""
+@dataclass(frozen=True)
+class LambdaTable:
+    """scripts/score_outliers.py's weights: {(clip path relative to the data root, start frame): lambda}, and the
+    window length and hop they were scored with."""
+
+    weights: dict[tuple[str, int], float]
+    window: int
+    hop: int
+    path: Path
+
+    def require_windows(self, length: int, hop: int) -> None:
+        """UserError unless the table was scored with windows of `length` frames every `hop` frames."""
+        if (self.window, self.hop) != (length, hop):
+            raise UserError(f"{self.path} was scored with {self.window}-frame windows every {self.hop} frame(s), "
+                            f"but training uses {length}-frame windows every {hop}: score again with that window "
+                            "and hop (score_outliers.py's config) or change data.window / data.hop")
+
+
+def read_lambda_table(path: str | Path) -> LambdaTable:
+    """windows.csv of scripts/score_outliers.py, with the window and hop of the scores.json written beside it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"lambda table not found: {path} (make it with scripts/score_outliers.py)")
+    summary_path = path.with_name("scores.json")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        window, hop = int(summary["window"]), int(summary["hop"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: no readable scores.json beside it (scripts/score_outliers.py writes both), so the "
+                        "window and hop it was scored with are unknown") from None
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if rows and not {"path", "start", "lambda"} <= set(rows[0]):
         raise UserError(f"{path}: expected the columns path, start, lambda of scripts/score_outliers.py")
-    return {(row["path"], int(row["start"])): float(row["lambda"]) for row in rows}
+    return LambdaTable({(row["path"], int(row["start"])): float(row["lambda"]) for row in rows}, window, hop, path)
 
 
 @dataclass(frozen=True)
 class WindowSet:
     """codes (N, T, C) float32; emotion (N,) int64 index into `emotions`; weight (N,) float32 lambda; clip (N,) index
-    into `clip_paths` (relative to the data root) and start (N,) frame of each window; schema of the codes."""
+    into `clip_paths` (relative to the data root) and start (N,) frame of each window; schema of the codes;
+    skipped: reason -> number of clips or windows of the selected emotions left out."""
 
     codes: np.ndarray
     emotion: np.ndarray
@@ -77,6 +107,7 @@ class WindowSet:
     clip_paths: tuple[str, ...]
     emotions: tuple[str, ...]
     schema: ParamSchema
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -87,13 +118,20 @@ class WindowSet:
 
 
 def build_windows(clips: list[MeadClip], params_paths: list[Path | None], root: Path, emotions: tuple[str, ...],
-                  length: int = 10, hop: int = 1, lambdas: dict[tuple[str, int], float] | None = None) -> WindowSet:
-    """Every usable window of the clips whose emotion is one of `emotions`; UserError when the clips' schemas differ
-    or no window is left."""
+                  length: int = 10, hop: int = 1, lambdas: LambdaTable | None = None) -> WindowSet:
+    """Every usable window of the clips whose emotion is one of `emotions`, the others counted in `skipped` (and
+    logged); UserError when the clips' schemas differ, the lambda table's windows are not these, or no window is
+    left."""
+    if lambdas is not None:
+        lambdas.require_windows(length, hop)
     codes, emotion, weight, clip_index, starts, names = [], [], [], [], [], []
+    skipped: Counter[str] = Counter()
     schema = None
     for clip, path in zip(clips, params_paths):
-        if path is None or clip.emotion not in emotions:
+        if clip.emotion not in emotions:
+            continue
+        if path is None:
+            skipped["clips without a face"] += 1
             continue
         params = FaceParams.load(path)
         if schema is None:
@@ -104,9 +142,11 @@ def build_windows(clips: list[MeadClip], params_paths: list[Path | None], root: 
         per_frame = clip_codes(params)
         for start in window_starts(len(per_frame), length, hop):
             if not params.face_found[start:start + length].all():
+                skipped["windows without the face in every frame"] += 1
                 continue
-            lam = 1.0 if lambdas is None else lambdas.get((relative, start))
-            if lam is None or not np.isfinite(lam):
+            lam = 1.0 if lambdas is None else lambdas.weights.get((relative, start), float("nan"))
+            if not np.isfinite(lam):
+                skipped["windows without a lambda row (the scorer saw no face in one of their frames)"] += 1
                 continue
             codes.append(per_frame[start:start + length])
             emotion.append(emotions.index(clip.emotion))
@@ -115,6 +155,14 @@ def build_windows(clips: list[MeadClip], params_paths: list[Path | None], root: 
             starts.append(start)
     if not codes:
         raise UserError(f"no {length}-frame window with the face in every frame (and a lambda, if a table is given) "
-                        f"in {len(clips)} clips")
+                        f"in {len(clips)} clips{describe_skipped(skipped)}")
+    if skipped:
+        LOG.warning("%d windows used%s", len(codes), describe_skipped(skipped))
     return WindowSet(np.stack(codes), np.array(emotion, np.int64), np.array(weight, np.float32),
-                     np.array(clip_index, np.int64), np.array(starts, np.int64), tuple(names), emotions, schema)
+                     np.array(clip_index, np.int64), np.array(starts, np.int64), tuple(names), emotions, schema,
+                     dict(skipped))
+
+
+def describe_skipped(skipped: dict[str, int]) -> str:
+    """The counts as text, e.g. `; left out: 1 clips without a face, 3 windows without ...`, or '' when none."""
+    return "; left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items()) if skipped else ""

@@ -1,7 +1,7 @@
 """SynthMEAD: MEAD-like emotional talking clips made here from real face photos, with outliers whose truth is known.
 
     config = load_synth_config("configs/ned/synthmead.yaml")
-    truth = build_synthmead(config, Path("out/synthmead"))     # MEAD layout + truth.csv
+    built = build_synthmead(config, Path("out/synthmead"))     # MEAD layout + truth.csv; built.truths, built.skipped
 
 Every identity (a face of a photo: the astronaut, each person of the group photo, LFW faces, chosen Pexels frames) is
 reconstructed once and animated: per frame, the expression code moves from the face's own to the emotion's FACS
@@ -24,6 +24,7 @@ clips are never outliers.
 from __future__ import annotations
 
 import csv
+import logging
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
@@ -33,14 +34,17 @@ import numpy as np
 from tqdm import tqdm
 
 from ned_outlier.config import from_dict, load_config
+from ned_outlier.data.face_sources import Face, SourceConfig, fit_face, media_path, photo_faces
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.manipulator.facs import FacsManipulator, TargetCodes
 from ned_outlier.pipeline import FrameEditor, load_edit_config
-from ned_outlier.reconstruction.params import FaceParams, VideoMeta
+from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from recognition.labels import EMOTIONS
+from ned_outlier.labels import EMOTIONS
+
+LOG = logging.getLogger(__name__)
 
 KINDS = ("clean", "onset_offset", "ambiguous", "wrong_label")
 LEVEL = 3  # every clip is filed at MEAD's level 3 (NED's choice); neutral at level 1 as in MEAD
@@ -69,8 +73,8 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Every setting (configs/ned/synthmead.yaml). sources: name -> {media, limit, frame} as the synthetic emotion
-    set's (recognition/data/synthetic.py); a video source gives its `frame`-th frame as a photo. outliers: kind ->
+    """Every setting (configs/ned/synthmead.yaml). sources: name -> {media, limit, frame} as face_sources'
+    SourceConfig; a video source gives its `frame`-th frame as a photo. outliers: kind ->
     fraction of the emotional clips (the rest are clean)."""
 
     seed: int = 0
@@ -223,10 +227,18 @@ def render_clip(still: np.ndarray, params: FaceParams, plan: Plan, config: Synth
                      int(expressive[0]), int(expressive[-1]) + 1)
 
 
-def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> list[ClipTruth]:
-    """Write the set into `out` (MEAD layout + truth.csv, written last); the same config gives the same files."""
-    from recognition.data import synthetic
+@dataclass(frozen=True)
+class SynthSet:
+    """What build_synthmead wrote (`truths`, one per clip) and the source faces it left out (`skipped`:
+    (identity, reason))."""
 
+    truths: list[ClipTruth]
+    skipped: list[tuple[str, str]]
+
+
+def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> SynthSet:
+    """Write the set into `out` (MEAD layout + truth.csv, written last); the same config gives the same files.
+    Source faces that are not detected or cannot be reconstructed are left out, counted in the result and logged."""
     repo = Path(__file__).resolve().parents[2]
     resolve = lambda p: Path(p) if Path(p).is_absolute() else repo / p  # noqa: E731
     edit = load_edit_config(resolve(config.edit_config))
@@ -235,15 +247,17 @@ def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> li
     rng = np.random.default_rng(config.seed)
     truths = []
     with tempfile.TemporaryDirectory(prefix="synthmead-") as workdir:
-        faces = identity_faces(config, reconstruction, Path(workdir))
+        faces, skipped = identity_faces(config, reconstruction, Path(workdir))
         fitted = []
         for face in tqdm(faces, desc="fit faces", unit="face", disable=not progress):
             try:
-                fitted.append((face, synthetic.fit_face(face, reconstruction)))
-            except UserError:
-                continue  # the reconstructor cannot fit this face: it is not an identity of the set
+                fitted.append((face, fit_face(face, reconstruction)))
+            except UserError as error:  # the reconstructor cannot fit this face: it is not an identity of the set
+                skipped.append((face.identity, str(error)))
+        for identity, reason in skipped:
+            LOG.warning("source face %s left out: %s", identity, reason)
         if not fitted:
-            raise UserError("no source face could be reconstructed")
+            raise UserError(f"no source face could be reconstructed ({len(skipped)} left out)")
         manipulator = FacsManipulator(edit.facs, fitted[0][1].schema)
         for plan in tqdm(plan_clips(config, len(fitted), rng), desc="render clips", unit="clip",
                          disable=not progress):
@@ -255,32 +269,32 @@ def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> li
             truth = render_clip(still, params, plan, config, manipulator, edit, rng, out / relative)
             truths.append(replace(truth, path=relative.as_posix(), actor=actor))
     write_truth(out / "truth.csv", truths)
-    return truths
+    return SynthSet(truths, skipped)
 
 
-def identity_faces(config: SynthConfig, reconstruction: ReconstructionConfig, workdir: Path) -> list:
-    """Each source face cut out as a (size, size) PNG: photos through the synthetic set's face finder, a video
-    source's `frame`-th frame as a photo."""
+def identity_faces(config: SynthConfig, reconstruction: ReconstructionConfig, workdir: Path
+                   ) -> tuple[list[Face], list[tuple[str, str]]]:
+    """Each source face cut out as a (size, size) PNG (photos as face_sources cuts them, a video source's
+    `frame`-th frame as a photo), and the (identity, reason) of the photos in which no face was detected."""
     from ned_outlier.face.detector import FaceDetector
     from ned_outlier.io.image import write_image
-    from recognition.data import synthetic
 
     detector = FaceDetector(reconstruction.detector)
     faces, skipped = [], []
     for name, spec in config.sources.items():
         spec = dict(spec)
         frame = spec.pop("frame", None)
-        source = from_dict(synthetic.SourceConfig, spec, f"sources.{name}")
+        source = from_dict(SourceConfig, spec, f"sources.{name}")
         if frame is not None:
-            media = synthetic.media_path(source.media)
+            media = media_path(source.media)
             image = next((f for i, f in enumerate(VideoReader(media)) if i == frame), None)
             if image is None:
                 raise UserError(f"sources.{name}: {media} has no frame {frame}")
             still = workdir / f"{name}_still.png"
             write_image(still, image)
             source = replace(source, media=str(still))
-        faces += synthetic.photo_faces(name, source, config, detector, workdir, skipped)
-    return faces
+        faces += photo_faces(name, source, config, detector, workdir, skipped)
+    return faces, skipped
 
 
 def write_truth(path: Path, truths: list[ClipTruth]) -> Path:

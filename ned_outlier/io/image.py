@@ -1,4 +1,4 @@
-"""Write RGB images as files, atomically."""
+"""Image files: which suffixes are images, and writing RGB images atomically."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> Path:

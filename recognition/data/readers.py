@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from ned_outlier.errors import UserError
+from ned_outlier.io.image import IMAGE_SUFFIXES
 from recognition.labels import AFFECTNET_ORDER, FER2013_LABELS, RAFDB_ORDER, normalise_emotion
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 

@@ -1,3 +1,2 @@
-"""Model families; importing a module registers its models."""
-
-from recognition.models import caption_clip, clip_zero_shot, cnn, exp_clip, fer2013, rmfer  # noqa: F401
+"""Model families, one module each; importing a module registers its models (recognition.registry imports each
+when one of its models is first created)."""

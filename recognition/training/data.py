@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from ned_outlier.errors import UserError
 from recognition.data.llm_targets import read_llm_targets
@@ -104,21 +104,3 @@ class LLMTargetFaces(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return _augment(self.preprocess(Sample("", path=self.paths[i]).image()), self.hflip), self.embeddings[i]
-
-
-class EpochShuffle(Sampler[int]):
-    """A permutation of range(n) drawn from (seed, epoch): the same for a resumed run. accelerate calls set_epoch
-    through its prepared DataLoader, and shards the batches across processes."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())

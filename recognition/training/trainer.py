@@ -27,13 +27,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ned_outlier.data.sampling import EpochShuffle
 from ned_outlier.errors import UserError
 from ned_outlier.training_state import Progress, finish_run, flat_config, save_resume_state
 from recognition.checkpoint import save_checkpoint
 from recognition.metrics import confusion_matrix, uar, war
 from recognition.registry import create_model
 from recognition.training.config import ACLSection, OptimSection, TrainingConfig
-from recognition.training.data import EpochShuffle, LabelledFaces, LLMTargetFaces, read_source
+from recognition.training.data import LabelledFaces, LLMTargetFaces, read_source
 
 LOG = logging.getLogger(__name__)
 INITIALISATION_OPTIONS = ("pretrained_backbone",)

@@ -1,6 +1,7 @@
 """NED's windows from reconstructed clips: only windows with the face in every frame, lambda from the table, the
 mouth code first, and one schema for all clips."""
 
+import json
 
 import numpy as np
 import pytest
@@ -25,17 +26,48 @@ def test_windows_codes_labels_and_lambdas(tmp_path):
     found[11] = False  # no face at frame 11: windows 2, 3 and 4 cannot be used
     happy, happy_path, happy_params = saved_clip(tmp_path, "happy", "happy", 14, found)
     sad, sad_path, _ = saved_clip(tmp_path, "sad", "sad", 11, seed=1)
-    table = tmp_path / "windows.csv"
-    table.write_text("path,emotion,start,probability,lambda\nhappy/001.mp4,happy,0,0.3,0.3\n"
-                     "happy/001.mp4,happy,1,0.9,1.0\nsad/001.mp4,sad,0,0.7,1.0\n")  # sad start 1 unscored
+    table = lambda_table(tmp_path, "happy/001.mp4,happy,0,0.3,0.3\nhappy/001.mp4,happy,1,0.9,1.0\n"
+                                   "sad/001.mp4,sad,0,0.7,1.0\n")  # sad start 1 unscored
     windows = build_windows([happy, sad], [happy_path, sad_path], tmp_path, ("neutral", "happy", "sad"),
                             lambdas=read_lambda_table(table))
     assert windows.start.tolist() == [0, 1, 0] and windows.emotion.tolist() == [1, 1, 2]
+    assert windows.skipped == {"windows without the face in every frame": 3,
+                               "windows without a lambda row (the scorer saw no face in one of their frames)": 1}
     np.testing.assert_allclose(windows.weight, [0.3, 1.0, 1.0])
     np.testing.assert_allclose(windows.codes[1, :, :3], happy_params.mouth[1:11])  # mouth first
     np.testing.assert_allclose(windows.codes[1, :, 3:], happy_params.expression[1:11])
     plain = build_windows([happy, sad], [happy_path, sad_path], tmp_path, ("neutral", "happy", "sad"))
     assert plain.start.tolist() == [0, 1, 0, 1] and plain.weight.tolist() == [1.0] * 4 and plain.mouth_dims == 3
+    assert plain.skipped == {"windows without the face in every frame": 3}
+
+
+def lambda_table(root, rows, window=10, hop=1):
+    """windows.csv with `rows` and the scores.json of a scoring with `window` and `hop` beside it."""
+    (root / "scores.json").write_text(json.dumps({"window": window, "hop": hop}))
+    table = root / "windows.csv"
+    table.write_text("path,emotion,start,probability,lambda\n" + rows)
+    return table
+
+
+def test_a_table_scored_with_other_windows_is_refused(tmp_path):
+    clip, path, _ = saved_clip(tmp_path, "happy", "happy", 12)
+    rows = "happy/001.mp4,happy,0,0.3,0.3\n"
+    for window, hop in [(8, 1), (10, 2)]:
+        table = read_lambda_table(lambda_table(tmp_path, rows, window, hop))
+        with pytest.raises(UserError, match=f"scored with {window}-frame windows every {hop} frame.*training uses "
+                                             "10-frame windows every 1"):
+            build_windows([clip], [path], tmp_path, ("happy",), lambdas=table)
+    (tmp_path / "scores.json").unlink()
+    with pytest.raises(UserError, match="no readable scores.json beside it"):
+        read_lambda_table(tmp_path / "windows.csv")
+
+
+def test_clips_without_a_face_are_counted(tmp_path):
+    clip, path, _ = saved_clip(tmp_path, "happy", "happy", 11)
+    faceless = MeadClip("M001", "front", "happy", 3, "002", tmp_path / "happy" / "002.mp4")
+    other = MeadClip("M001", "front", "angry", 3, "003", tmp_path / "angry" / "003.mp4")  # not selected: not counted
+    windows = build_windows([clip, faceless, other], [path, None, None], tmp_path, ("happy",))
+    assert len(windows) == 2 and windows.skipped == {"clips without a face": 1}
 
 
 def test_missing_table_and_no_windows_are_user_errors(tmp_path):

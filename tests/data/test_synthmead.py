@@ -79,9 +79,12 @@ def test_animation_codes():
 
 @pytest.mark.slow
 def test_a_small_build_is_mead_shaped_with_its_truth(tmp_path):
-    config = SynthConfig(sources=SOURCES, emotions=("neutral", "happy", "surprised"), clips_per_emotion=2,
+    sources = SOURCES | {"coins": {"media": "skimage:coins"}}  # a photo without a face: left out, and counted
+    config = SynthConfig(sources=sources, emotions=("neutral", "happy", "surprised"), clips_per_emotion=2,
                          motion=MotionConfig(frames=20), outliers={"ambiguous": 0.5})
-    truths = build_synthmead(config, tmp_path, progress=False)
+    built = build_synthmead(config, tmp_path, progress=False)
+    truths = built.truths
+    assert built.skipped == [("coins", "no face detected")]
     clips = scan_mead(tmp_path)
     assert len(clips) == len(truths) == 6 and {c.actor for c in clips} == {"S001"}
     assert [t.path for t in read_truth(tmp_path)] == [t.path for t in truths]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ned_outlier.data.synthmead import ClipTruth
-from ned_outlier.experiment.code_classifier import train_code_classifier
-from ned_outlier.experiment.outlier_experiment import outlier_detection, pearson_rows, summarise_runs, table
+from experiments.code_classifier import train_code_classifier
+from experiments.outlier_experiment import outlier_detection, pearson_rows, summarise_runs, table
 
 
 def truth(path, actor, kind, label="happy"):
@@ -63,17 +63,22 @@ def test_code_judge_learns_separable_windows():
 def test_uniform_table_gives_every_window_the_mean_lambda(tmp_path):
     import csv
 
-    from ned_outlier.experiment.outlier_experiment import uniform_table
+    from experiments.outlier_experiment import uniform_table
+
+    from ned_outlier.data.ned_windows import read_lambda_table
 
     table = tmp_path / "windows.csv"
     table.write_text("path,emotion,start,probability,lambda\na,happy,0,0.2,0.2\na,happy,1,0.9,1.0\n")
-    rows = list(csv.DictReader(open(uniform_table(str(table), tmp_path / "uniform.csv"))))
+    (tmp_path / "scores.json").write_text('{"window": 10, "hop": 1}')
+    uniform = uniform_table(str(table), tmp_path / "uniform")
+    rows = list(csv.DictReader(open(uniform)))
     assert [float(r["lambda"]) for r in rows] == [0.6, 0.6] and [r["start"] for r in rows] == ["0", "1"]
+    assert read_lambda_table(uniform).weights == {("a", 0): 0.6, ("a", 1): 0.6}  # the trainer reads it as a table
 
 
 def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
     from ned_outlier.errors import UserError
-    from ned_outlier.experiment.outlier_experiment import ExperimentConfig, prepare_inputs
+    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("not a SynthMEAD set")
@@ -86,7 +91,7 @@ def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
 def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
     import csv
 
-    from ned_outlier.experiment.outlier_experiment import ExperimentConfig, prepare_inputs
+    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
 
     synth = tmp_path / "synthmead.yaml"
     synth.write_text("emotions: [neutral, happy]\nclips_per_emotion: 1\nmotion: {frames: 12}\n"

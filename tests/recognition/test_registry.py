@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -25,10 +29,28 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
 
 
-def test_importing_the_package_registers_the_models():
-    assert "fer2013-minixception" in recognition.list_models()
+def test_listing_names_every_family_without_importing_it():
     assert recognition.list_models("fer2013-*") == ["fer2013-minixception"]
+    assert recognition.list_models("cnn-*") == ["cnn-efficientnet-b0", "cnn-efficientnet-b2", "cnn-mobilenetv2"]
     assert recognition.list_models("no-such-*") == []
+
+
+def test_the_family_table_is_what_the_modules_register():
+    for module in set(registry.FAMILIES.values()):
+        importlib.import_module(module)
+    registered = {name: factory.__module__ for name, factory in registry._MODELS.items()}
+    assert registered == registry.FAMILIES
+
+
+def test_listing_imports_no_model_library_and_creating_imports_only_its_family():
+    code = ("import sys, recognition; names = recognition.list_models(); "
+            "heavy = lambda: sorted({m.split('.')[0] for m in sys.modules} & {'open_clip', 'timm', 'transformers'}); "
+            "print(len(names), heavy()); recognition.create_model('fer2013-minixception'); print(heavy(), "
+            "sorted(m for m in sys.modules if m.startswith('recognition.models.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    listed, created = done.stdout.splitlines()
+    assert listed == f"{len(registry.FAMILIES)} []"
+    assert created == "[] ['recognition.models.base', 'recognition.models.fer2013']"
 
 
 def test_create_model_passes_pretrained_and_kwargs_to_the_factory(scratch_registry):

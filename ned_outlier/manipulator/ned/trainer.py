@@ -39,7 +39,7 @@ from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discrim
                                                    latent_target, reference_target)
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
-from recognition.training.data import EpochShuffle
+from ned_outlier.data.sampling import EpochShuffle
 
 LOG = logging.getLogger(__name__)
 NED_EMOTIONS = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")  # NED's head order

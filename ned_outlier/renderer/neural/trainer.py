@@ -37,7 +37,7 @@ from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
 from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
-from recognition.training.data import EpochShuffle
+from ned_outlier.data.sampling import EpochShuffle
 
 LOG = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import pytest
 
 from ned_outlier.assets import asset_path
 from ned_outlier.data.mead import MeadClip, scan_mead
-from ned_outlier.data.outlier_scores import ClipScore, ScoringConfig, score_clips, write_scores
+from recognition.outlier_scoring import ClipScore, ScoringConfig, score_clips, write_scores
 from ned_outlier.errors import UserError
-from recognition.evaluate import FaceFinder
+from ned_outlier.face.finder import FaceFinder
 
 
 LABELS = ("neutral", "happy", "sad")
@@ -69,3 +69,16 @@ def test_a_label_the_scorer_lacks_is_an_error(tiny_mead):
 
     with pytest.raises(UserError, match="the scorer has no class sad"):
         score_clips(scan_mead(tiny_mead), NoSad(), FaceFinder(), ScoringConfig())
+
+
+def test_a_corrupt_clip_stops_the_scoring_while_a_faceless_one_is_kept(tiny_mead, tmp_path, ffmpeg):
+    config = ScoringConfig()
+    faceless = [clip for clip in scan_mead(tiny_mead, config.mead) if clip.emotion == "neutral"]
+    (scored,) = score_clips(faceless, FixedClassifier(), FaceFinder(), config)
+    assert scored.probabilities.shape == (12, 3) and not scored.found.any()
+    whole = ffmpeg(tmp_path / "whole.mp4", "-i", str(asset_path("pexels_video")), "-frames:v", "15", "-c:v",
+                   "libx264", "-movflags", "+faststart")  # the index first: a cut file opens, then fails to decode
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    with pytest.raises(UserError, match="broken.mp4: video is corrupt or truncated"):
+        score_clips([MeadClip("M001", "front", "sad", 3, "009", broken)], FixedClassifier(), FaceFinder(), config)

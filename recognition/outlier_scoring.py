@@ -2,7 +2,7 @@
 
     config = load_scoring_config("configs/ned/score_outliers.yaml")
     scores = score_clips(scan_mead(root, config.mead), create_model(...), FaceFinder(), config)
-    write_scores(scores, out, config, scorer_name)         # clips.csv, windows.csv, scores.json, hist_<label>.png
+    write_scores(scores, root, out, config, scorer_name)   # clips.csv, windows.csv, scores.json, hist_<label>.png
 
 A classifier (CLIP zero-shot, or any recognition model) gives each face frame class probabilities. A window's
 probability p is the mean over its frames of the probability of the clip's label (its frames must all show the
@@ -10,7 +10,9 @@ face; other windows get no weight and are not trained on), a clip's the mean ove
 
     lambda = 1 if p >= threshold (0.6) else p
 
-and NED's loss of each window is multiplied by it (ned_outlier.manipulator.ned.losses.outlier_weight).
+and NED's loss of each window is multiplied by it (ned_outlier.manipulator.ned.losses.outlier_weight). The NED trainer
+reads windows.csv, with scores.json's window and hop, through ned_outlier.data.ned_windows.read_lambda_table: the
+table, never a classifier, is what passes from here to it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from tqdm import tqdm
 
 from ned_outlier.config import load_config
 from ned_outlier.data.mead import MeadClip, MeadSelection, window_starts
-from ned_outlier.errors import UserError
+from ned_outlier.errors import NoFaceError, UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.manipulator.ned.losses import OUTLIER_THRESHOLD, outlier_weight
+from recognition.evaluate import evaluate_video
 
 CLIP_SCORER = "clip-zero-shot"  # the recognition model `--scorer clip` means
 
@@ -106,9 +109,8 @@ class ClipScore:
 def score_clips(clips: list[MeadClip], classifier, faces, config: ScoringConfig, progress: bool = False
                 ) -> list[ClipScore]:
     """Every clip's per-frame probabilities under `classifier` (recognition.evaluate's face crops); UserError when
-    a clip's label is not one of the classifier's classes. Clips without any face are kept, with no windows."""
-    from recognition.evaluate import evaluate_video
-
+    a clip's label is not one of the classifier's classes, or a clip cannot be read. Clips without any face are
+    kept, with no windows (write_scores counts them)."""
     missing = sorted({clip.emotion for clip in clips} - set(classifier.labels))
     if missing:
         raise UserError(f"the scorer has no class {', '.join(missing)} (its classes: {', '.join(classifier.labels)})")
@@ -116,7 +118,7 @@ def score_clips(clips: list[MeadClip], classifier, faces, config: ScoringConfig,
     for clip in tqdm(clips, desc="score clips", unit="clip", disable=not progress):
         try:
             evaluation = evaluate_video(clip.path, classifier, faces, step=config.frame_step)
-        except UserError:  # no face in the clip at all
+        except NoFaceError:  # a readable clip without any face; any other error names its clip and stops the run
             evaluation = None
         frames = evaluation.frame_count if evaluation else _frame_count(clip.path)
         probabilities = np.full((frames, len(classifier.labels)), np.nan, np.float32)

@@ -29,20 +29,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ned_outlier.config import load_config
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import build_windows, clip_codes, read_lambda_table, reconstruct_clips
 from ned_outlier.data.synthmead import read_truth
 from ned_outlier.errors import UserError
-from ned_outlier.experiment.code_classifier import train_code_classifier
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
+from experiments.code_classifier import train_code_classifier
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
 ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
              "uniform_lambda": "NED + mean lambda for all (control)"}
@@ -79,10 +78,10 @@ def _repo(path: str) -> Path:
 def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
     """Make SynthMEAD in `data` unless its truth.csv is there, then score it into `lambdas` unless that file is
     there (as scripts/make_synthmead.py and scripts/score_outliers.py do). Returns the folders written."""
-    from ned_outlier.data.outlier_scores import load_scoring_config, score_clips, write_scores
     from ned_outlier.data.synthmead import build_synthmead, load_synth_config
+    from ned_outlier.face.finder import FaceFinder
     from recognition import create_model
-    from recognition.evaluate import FaceFinder
+    from recognition.outlier_scoring import load_scoring_config, score_clips, write_scores
 
     root, lambdas, made = Path(config.data), Path(config.lambdas), []
     if not (root / "truth.csv").is_file():
@@ -179,10 +178,10 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
 
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     """Run (or resume) every step; returns and writes output_dir/results.json."""
+    from ned_outlier.face.finder import FaceFinder
     from ned_outlier.manipulator.ned.trainer import load_ned_config, train_ned
     from ned_outlier.pipeline import load_edit_config
     from recognition import create_model
-    from recognition.evaluate import FaceFinder
 
     root, out = Path(config.data), Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +194,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     train_actors = tuple(a for a in actors if a not in config.test_actors)
     lambdas = read_lambda_table(config.lambdas)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors),
-                     "outlier_detection": outlier_detection(lambdas, truths, set(train_actors), 10)}
+                     "outlier_detection": outlier_detection(lambdas.weights, truths, set(train_actors),
+                                                            lambdas.window)}
 
     reconstruction = load_config(_repo(config.reconstruct_config), ReconstructionConfig)
     train_clips = scan_mead(root, MeadSelection(train_actors))
@@ -219,7 +219,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if previous.is_file():
         runs.update(json.loads(previous.read_text()).get("runs", {}))
     tables = {"with_lambda": config.lambdas, "without_lambda": "null",
-              "uniform_lambda": uniform_table(config.lambdas, out / "uniform_lambda.csv")}
+              "uniform_lambda": uniform_table(config.lambdas, out / "uniform_lambda")}
     for seed in config.seeds:
         for arm in ARMS:
             key = f"{arm}/seed{seed}"
@@ -239,17 +239,24 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     return results
 
 
-def uniform_table(lambdas: str, path: Path) -> Path:
-    """A copy of the lambda table with every window's lambda replaced by the table's mean lambda."""
+def uniform_table(lambdas: str, folder: Path) -> Path:
+    """folder/windows.csv: a copy of the lambda table with every window's lambda replaced by the table's mean lambda,
+    and the table's scores.json beside it (its window and hop, with the mean recorded as `uniform_lambda`)."""
     import csv
 
-    with open(lambdas, newline="", encoding="utf-8") as handle:
+    source = Path(lambdas)
+    with open(source, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     mean = float(np.mean([float(row["lambda"]) for row in rows]))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "windows.csv"
     with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows([{**row, "lambda": f"{mean:.6f}"} for row in rows])
+    summary = json.loads(source.with_name("scores.json").read_text(encoding="utf-8"))
+    with atomic_output(folder / "scores.json") as temp:
+        temp.write_text(json.dumps(summary | {"uniform_lambda": mean}, indent=1) + "\n")
     return path
 
 

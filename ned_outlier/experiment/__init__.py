@@ -1,1 +1,0 @@
-"""Experiments that measure what the project's additions buy."""
