@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ned_outlier.config import load_config
+from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import build_windows, clip_codes, read_lambda_table, reconstruct_clips
 from ned_outlier.data.synthmead import read_truth
@@ -41,7 +41,6 @@ from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 from experiments.code_classifier import train_code_classifier
 
-REPO = Path(__file__).resolve().parents[1]
 ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
 ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
              "uniform_lambda": "NED + mean lambda for all (control)"}
@@ -71,10 +70,6 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
     return load_config(path, ExperimentConfig)
 
 
-def _repo(path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else REPO / path
-
-
 def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
     """Make SynthMEAD in `data` unless its truth.csv is there, then score it into `lambdas` unless that file is
     there (as scripts/make_synthmead.py and scripts/score_outliers.py do). Returns the folders written."""
@@ -88,12 +83,12 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
         if root.is_dir() and any(root.iterdir()):
             raise UserError(f"{root} has files but no truth.csv (an unfinished SynthMEAD?): remove it and run again, "
                             "or point `data` at a finished set")
-        build_synthmead(load_synth_config(_repo(config.synthmead_config)), root, progress)
+        build_synthmead(load_synth_config(repo_path(config.synthmead_config)), root, progress)
         made.append(root)
     if not lambdas.is_file():
         if lambdas.name != "windows.csv":
             raise UserError(f"lambdas must name a windows.csv (the scorer's table), not {lambdas}")
-        scoring = load_scoring_config(_repo(config.scoring_config))
+        scoring = load_scoring_config(repo_path(config.scoring_config))
         classifier = create_model(scoring.model_name, pretrained=scoring.pretrained, **scoring.options)
         scores = score_clips(scan_mead(root, scoring.mead), classifier, FaceFinder(), scoring, progress)
         write_scores(scores, root, lambdas.parent, scoring, scoring.model_name)
@@ -197,7 +192,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                      "outlier_detection": outlier_detection(lambdas.weights, truths, set(train_actors),
                                                             lambdas.window)}
 
-    reconstruction = load_config(_repo(config.reconstruct_config), ReconstructionConfig)
+    reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
     train_clips = scan_mead(root, MeadSelection(train_actors))
     train_windows = build_windows(train_clips, reconstruct_clips(train_clips, root, Path(config.params_cache),
                                                                  reconstruction, progress), root, config.emotions)
@@ -230,7 +225,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"data.lambdas={tables[arm]}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
                          f"train.output_dir={out / arm / f'seed{seed}'}"]
-            trained = train_ned(load_ned_config(_repo(config.training_config), overrides), progress=progress)
+            trained = train_ned(load_ned_config(repo_path(config.training_config), overrides), progress=progress)
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work))
             _write(previous, results)

@@ -66,11 +66,22 @@ def _check_type(value: Any, kind: Any, where: str) -> Any:
 
 
 REPO = Path(__file__).resolve().parent.parent
+SHIPPED = Path(__file__).resolve().parent
+"""Where a non-editable install keeps its copy of the checkout's configs/ (setup.py copies it into the package)."""
 
 
 def repo_path(path: str | Path) -> Path:
-    """A config's relative path (e.g. "configs/reconstruct/default.yaml") taken from the repository root."""
-    return Path(path) if Path(path).is_absolute() else REPO / path
+    """A config's path: absolute as given; a relative one (e.g. "configs/reconstruct/default.yaml") from the
+    repository root of a checkout, or from the copy of configs/ that an installed package carries; UserError when
+    neither has it."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    for root in (REPO, SHIPPED):
+        if (root / path).exists():
+            return root / path
+    raise UserError(f"config {path} not found in {REPO} nor in the installed package ({SHIPPED}): pass the "
+                    "file's full path (--config or the config key naming it)")
 
 
 def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = None) -> T:

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
-from ned_outlier.config import load_config
+from ned_outlier.config import load_config, repo_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import ensure_not_input
 from ned_outlier.io.video import VideoReader, VideoWriter
@@ -26,8 +26,7 @@ from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
 from ned_outlier.renderer.warp import max_safe_fraction, warp_face
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_EDIT_CONFIG = REPO / "configs" / "edit" / "default.yaml"
+DEFAULT_EDIT_CONFIG = "configs/edit/default.yaml"  # found by ned_outlier.config.repo_path
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,9 @@ class EditReport:
     preview: Path | None
 
 
-def load_edit_config(path: str | Path = DEFAULT_EDIT_CONFIG) -> EditConfig:
-    return load_config(path, EditConfig)
+def load_edit_config(path: str | Path | None = None) -> EditConfig:
+    """The edit YAML at `path` (None: the project's configs/edit/default.yaml, from a checkout or the package)."""
+    return load_config(repo_path(DEFAULT_EDIT_CONFIG) if path is None else path, EditConfig)
 
 
 def code_changes(params: FaceParams, target: TargetCodes, au_names: tuple[str, ...], sigma: float) -> np.ndarray:

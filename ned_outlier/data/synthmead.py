@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ned_outlier.config import from_dict, load_config
+from ned_outlier.config import from_dict, load_config, repo_path
 from ned_outlier.data.face_sources import Face, SourceConfig, fit_face, media_path, photo_faces
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
@@ -239,11 +239,9 @@ class SynthSet:
 def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> SynthSet:
     """Write the set into `out` (MEAD layout + truth.csv, written last); the same config gives the same files.
     Source faces that are not detected or cannot be reconstructed are left out, counted in the result and logged."""
-    repo = Path(__file__).resolve().parents[2]
-    resolve = lambda p: Path(p) if Path(p).is_absolute() else repo / p  # noqa: E731
-    edit = load_edit_config(resolve(config.edit_config))
+    edit = load_edit_config(repo_path(config.edit_config))
     edit = replace(edit, mouth=replace(edit.mouth, enabled=False), temporal_sigma=0.0)
-    reconstruction = load_config(resolve(config.reconstruct_config), ReconstructionConfig)
+    reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
     rng = np.random.default_rng(config.seed)
     truths = []
     with tempfile.TemporaryDirectory(prefix="synthmead-") as workdir:

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ned_outlier.config import from_dict, load_config, replace_fields
+from ned_outlier.config import from_dict, load_config, replace_fields, repo_path
 from ned_outlier.data.face_sources import (MESH_POINTS, Face, SourceConfig, fit_face, is_photo, media_path,
                                            photo_faces, square_matrix)
 from ned_outlier.errors import UserError
@@ -50,7 +50,6 @@ from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.labels import EMOTIONS, normalise_emotion
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 
-REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "test")
 
 
@@ -147,11 +146,6 @@ def load_set_config(path: str | Path, overrides: dict | None = None) -> SetConfi
     """The set's YAML, with dotted-key `overrides` (e.g. {"seed": 3}) checked like the file."""
     config = load_config(path, SetConfig)
     return replace_fields(config, overrides) if overrides else config
-
-
-def repo_path(path: str) -> Path:
-    """A config's path: absolute as given, relative from the repository root."""
-    return Path(path) if Path(path).is_absolute() else REPO / path
 
 
 def editor_names(config: SetConfig, edit: EditConfig) -> dict[str, str]:
