@@ -110,11 +110,6 @@ def replace_fields(config: T, overrides: dict[str, Any]) -> T:
     return from_dict(type(config), data, "override")
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """Plain nested dict of a config dataclass (for saving beside outputs)."""
-    return dataclasses.asdict(config)
-
-
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """["train.epochs=2", "model.options={hidden: 64}"] -> {"train.epochs": 2, ...}; values are YAML."""
     overrides = {}

@@ -22,17 +22,17 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from ned_outlier.cli import run_cli  # noqa: E402
 from ned_outlier.errors import UserError  # noqa: E402
+from ned_outlier.labels import EMOTIONS, normalise_emotion  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "edit" / "default.yaml"
 DEFAULT_RECONSTRUCT_CONFIG = REPO / "configs" / "reconstruct" / "default.yaml"
-EMOTIONS = "neutral, happy, sad, surprised, fear, disgusted, angry, contempt"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", type=Path, help="input video; never modified")
     target = parser.add_argument_group("target (exactly one)")
-    target.add_argument("--emotion", help=f"target emotion: {EMOTIONS} (synonyms such as joy, anger work)")
+    target.add_argument("--emotion", help=f"target emotion: {', '.join(EMOTIONS)} (synonyms such as joy, anger work)")
     target.add_argument("--reference", type=Path, help="a clip whose expression style to transfer")
     parser.add_argument("--intensity", type=float, default=1.0,
                         help="how far toward the target, 0 (unchanged) to 1 (full prototype); default 1")
@@ -84,12 +84,12 @@ def check_writable(path: Path) -> None:
 def sort_checkpoints(args) -> dict[str, Path]:
     """--checkpoint files by role, "manipulator" and/or "renderer", from their own metadata; UserError when one is
     missing for the chosen --manipulator / --renderer or is given without them."""
-    from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT
-    from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT, checkpoint_format
-
-    roles = {MANIPULATOR_FORMAT: "manipulator", RENDERER_FORMAT: "renderer"}
     found: dict[str, Path] = {}
     for path in args.checkpoint:
+        from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT  # torch: only when needed
+        from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT, checkpoint_format
+
+        roles = {MANIPULATOR_FORMAT: "manipulator", RENDERER_FORMAT: "renderer"}
         kind = checkpoint_format(path)
         if kind not in roles:
             hint = ""
@@ -122,22 +122,20 @@ def main(argv=None) -> None:
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
 
-    import numpy as np
-
-    from ned_outlier.config import load_config
     from ned_outlier.io.atomic import ensure_not_input
-    from ned_outlier.pipeline import edit_video, load_edit_config
-    from ned_outlier.reconstruction.params import FaceParams
-    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
-    from ned_outlier.labels import normalise_emotion
 
-    np.random.seed(args.seed)
     emotion = normalise_emotion(args.emotion) if args.emotion is not None else None
     out = output_path(args, emotion or f"like_{args.reference.stem}")
     preview = out.with_name(f"{out.stem}_preview.mp4") if args.preview else None
     for path in [out] + ([preview] if preview else []):
         ensure_not_input(path, args.video, *([args.reference] if args.reference else []))
         check_writable(path)
+
+    from ned_outlier.config import load_config
+    from ned_outlier.pipeline import edit_video, load_edit_config
+    from ned_outlier.reconstruction.params import FaceParams
+    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
+
     config = load_edit_config(args.config)
     manipulator = None
     if args.manipulator == "ned":

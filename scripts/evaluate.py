@@ -43,8 +43,9 @@ def parse_args(argv):
                                                     "identity distance and the mouth correlation between them")
     parser.add_argument("--crop", choices=("face", "whole"), default="face",
                         help="face: find and cut the face (default); whole: the images are face crops already")
-    parser.add_argument("--frame-step", type=int, default=1, help="evaluate every K-th video frame (default 1)")
-    parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames of each video")
+    parser.add_argument("--frame-step", type=int, default=1,
+                        help="evaluate every K-th video frame (default 1; videos only: images are all evaluated)")
+    parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames of each video (videos only)")
     parser.add_argument("--out", type=Path, help="output folder (default: <first input>_eval beside it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -52,11 +53,15 @@ def parse_args(argv):
 
 def check_args(args) -> None:
     """UserError for option values that cannot work, before any model is loaded."""
+    from recognition.evaluate import is_image
+
     if args.frame_step < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UserError("--frame-step and --max-frames must be at least 1")
+    sampling = args.frame_step != 1 or args.max_frames is not None
+    if sampling and all(path.is_dir() or is_image(path) for path in args.inputs):
+        raise UserError("--frame-step and --max-frames choose frames of videos, and none of the inputs is a video "
+                        "(every image is evaluated)")
     if args.source is not None:
-        from recognition.evaluate import is_image
-
         if len(args.inputs) != 1 or args.inputs[0].is_dir() or is_image(args.inputs[0]):
             raise UserError("--source compares one edited video with its source: give exactly one input video")
         if args.crop == "whole":
@@ -85,8 +90,9 @@ def main(argv=None) -> None:
     check_args(args)
     folder = output_folder(args)
     from recognition import create_model
-    from recognition.evaluate import (FaceFinder, compare_to_source, evaluate, format_summary, read_labels,
-                                      summarise, target_class, write_outputs)
+    from ned_outlier.face.finder import FaceFinder
+    from recognition.evaluate import (compare_to_source, evaluate, format_summary, read_labels, summarise,
+                                      target_class, write_outputs)
     from recognition.identity import FaceEmbedder
 
     classifier = create_model(args.model, pretrained=args.pretrained)

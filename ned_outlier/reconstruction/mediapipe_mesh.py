@@ -14,8 +14,6 @@ import numpy as np
 
 from ned_outlier.errors import UserError
 
-N_MESH_POINTS = 478
-
 
 @dataclass(frozen=True)
 class MeshConfig:

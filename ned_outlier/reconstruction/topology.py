@@ -18,7 +18,6 @@ EYE_CONTOURS = (
     (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
     (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
 )
-IRIS = tuple(range(468, 478))
 # Points on bone that an expression should not move: nose bridge, eye corners, temples, upper forehead.
 SKULL_POINTS = (168, 6, 197, 8, 9, 151, 10, 33, 133, 263, 362, 127, 356)
 

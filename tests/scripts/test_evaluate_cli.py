@@ -15,6 +15,7 @@ from skimage.data import astronaut
 
 from ned_outlier.assets import asset_path
 from recognition import registry
+from recognition.identity import SAME_PERSON_THRESHOLD
 
 from cli_checks import assert_one_line_error, load_script, run, run_with_output
 
@@ -90,14 +91,21 @@ def test_video_with_target(script, capfd, clip, tmp_path):
     assert f"target rate (happy): {summary['target_rate']:.3f}" in out and "wrote" in out
 
 
-def test_an_edit_against_itself_as_source(script, capfd, clip, tmp_path):
-    code, err = run(script, capfd, clip, "--source", clip, "--frame-step", "2", "--out", tmp_path, "--quiet")
+def test_an_edit_against_a_source(script, capfd, clip, ffmpeg, tmp_path):
+    """The source is 10 later frames of the same woman (she smiles, talks less): the same person, other frames."""
+    source = ffmpeg(tmp_path / "later.mp4", "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "10",
+                    "-c:v", "libx264")
+    code, out, err = run_with_output(script, capfd, clip, "--source", source, "--frame-step", "2", "--out", tmp_path,
+                                     "--quiet")
     assert code == 0, err
     rows, summary = read_outputs(tmp_path)
     assert [int(row["frame"]) for row in rows] == [0, 2, 4, 6, 8]
-    assert summary["source"]["identity_distance"] == pytest.approx(0, abs=1e-6)
-    assert summary["source"]["identity_frames"] == 2  # every 4th evaluated frame: 0 and 8
-    assert summary["source"]["mouth_r"] == pytest.approx(1) and summary["source"]["mouth_frames"] == 5
+    compared = summary["source"]
+    assert compared["source"] == str(source)
+    assert compared["identity_frames"] == 2 and compared["mouth_frames"] == 5  # every 4th evaluated frame: 0, 8
+    assert 0.05 < compared["identity_distance"] < SAME_PERSON_THRESHOLD  # her, but not the same pictures
+    assert compared["mouth_r"] is None or compared["mouth_r"] < 0.95  # other frames' lips do not move with these
+    assert f"vs {source}: identity distance {compared['identity_distance']:.3f} (2 frames)" in out
 
 
 def test_labelled_folder_gives_war_uar_and_confusion(script, capfd, colour_model, tmp_path):
@@ -170,6 +178,10 @@ def test_entry_point_prints_no_traceback(tmp_path):
         (lambda d, clip, ff: [write_image(d / "face.png", astronaut()), "--source", clip], ["exactly one input video"]),
         (lambda d, clip, ff: [clip, clip, "--source", clip], ["exactly one input video"]),
         (lambda d, clip, ff: [clip, "--max-frames", "0"], ["--max-frames"]),
+        (lambda d, clip, ff: [write_image(d / "face.png", astronaut()), "--max-frames", "3"],
+         ["none of the inputs is a video"]),
+        (lambda d, clip, ff: [write_image(d / "face.png", astronaut()), "--frame-step", "2"],
+         ["none of the inputs is a video"]),
         (lambda d, clip, ff: [clip, "--labels", d / "none.csv"], ["labels file not found"]),
         (lambda d, clip, ff: [clip, "--labels", (d / "l.csv").write_text("x.png,sad\n") and d / "l.csv"],
          ["names none of the inputs"]),

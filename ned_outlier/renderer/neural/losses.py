@@ -30,8 +30,7 @@ from ned_outlier.errors import UserError
 Outputs = list[list[torch.Tensor]]
 
 PERCEPTUAL_KINDS = ("vgg19", "l1", "none")
-VGG19_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-VGG19_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+VGG19_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
 # torchvision's vgg19 `features` up to relu5_1: widths of the 3x3 convs, "M" a 2x2 max-pool; each conv is followed
 # by a ReLU, so relu1_1 .. relu5_1 end the index ranges [0, 2), [2, 7), [7, 12), [12, 21), [21, 30)
 VGG19_FEATURES = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
