@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,7 +24,10 @@ print(sorted(load_edit_config().facs.emotions))
 @pytest.mark.slow
 def test_a_wheel_carries_the_configs_and_finds_them_installed(tmp_path):
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(REPO)],
+    source = tmp_path / "source"  # a copy: an in-tree build would leave build/ and *.egg-info in the checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "out", "runs", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(source)],
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
     shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("ned_outlier/configs/")}
