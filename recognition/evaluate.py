@@ -261,7 +261,7 @@ def compare_to_source(edit: Evaluation, source: Evaluation) -> dict:
     if edit.frame_count != source.frame_count:
         raise UserError(f"{edit.input} has {edit.frame_count} frames but {source.input} has {source.frame_count}: "
                         "the source must be the video the edit was made from")
-    pairs = list(zip(edit.records, edit.records))
+    pairs = list(zip(edit.records, source.records))
     distances = [identity_distance(e.embedding, s.embedding) for e, s in pairs
                  if e.embedding is not None and s.embedding is not None]
     lips = np.array([(e.lip_opening, s.lip_opening) for e, s in pairs]).reshape(-1, 2)

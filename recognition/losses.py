@@ -2,12 +2,16 @@
 
     caption-CLIP : label_aware_clip_loss   (several images of a batch share one class sentence)
     Exp-CLIP     : symmetric_info_nce      (projected image features vs LLM target embeddings)
-    RMFER        : inter_sample_attention + cross-entropy (IAL), acl_pair_masks + multi_positive_nt_xent (ACL)
+    RMFER        : inter_sample_attention + cross-entropy (IAL), attention_contrastive_loss over ACLGroups (ACL)
 
-Shapes: N = batch size, D = embedding width.
+Shapes: N = batch size, D = embedding width; ACL: a batch of M crops in G groups, each one anchor, P positives and
+N negatives.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -76,62 +80,137 @@ def inter_sample_attention(
     return attention @ features
 
 
-def acl_pair_masks(
-    video: torch.Tensor,
-    person: torch.Tensor,
-    frame: torch.Tensor,
-    similarity: torch.Tensor,
-    positive_window: int = 5,
-    negative_gap: int = 30,
-    gamma: float = 0.1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """RMFER's ACL pairs among N unlabeled face crops of the batch.
+ACL_PAPER = "paper"
+"""RMFER's ACL loss as the paper writes it (eq. 10): the mean over the anchor's kept positives of
+-log(exp(s_ap / tau) / sum_{k in P u N} exp(s_ak / tau))."""
+ACL_RELEASED_CODE = "released-code"
+"""The released code's variant (yunseongcho/RMFER, models/model.py `contrastive_loss`; its README says the full ACL
+training code is still to come): one log of the summed positives,
+-log(sum_{p in P} exp(s_ap / tau) / sum_{k in P u N} exp(s_ak / tau)). It differs from the paper's per-positive
+mean whenever an anchor keeps more than one positive; exposed as an option, the paper's is the default."""
+ACL_VARIANTS = (ACL_PAPER, ACL_RELEASED_CODE)
 
-    video, person, frame: (N,) ints, where each crop comes from; similarity: (N, N) cosine similarities.
-    Candidates: positive = same video, another person, |frame difference| <= positive_window (people reacting to
-    the same moment); negative = same video, same person, |frame difference| > negative_gap.
-    Of each anchor's candidates keep the ceil(gamma * count) most similar positives and least similar negatives.
-    Returns (positive, negative): (N, N) bool masks.
+
+@dataclass(frozen=True)
+class ACLGroups:
+    """Which crop of an ACL batch plays which part: G groups, each one anchor with P positives and N negatives.
+
+    anchor: (G,), positive: (G, P), negative: (G, N), int64 indices into the batch's M crops. Only anchors are
+    contrasted (RMFER's anchor semantics): a positive or negative is never an anchor of its own. An index may repeat
+    within a group (drawn with replacement); each copy counts, as in the released code.
     """
-    same_video = video[:, None] == video[None, :]
-    same_person = person[:, None] == person[None, :]
-    gap = (frame[:, None] - frame[None, :]).abs()
-    candidates_pos = same_video & ~same_person & (gap <= positive_window)
-    candidates_neg = same_video & same_person & (gap > negative_gap)
-    return (
-        _keep_extreme_fraction(similarity, candidates_pos, gamma, largest=True),
-        _keep_extreme_fraction(similarity, candidates_neg, gamma, largest=False),
-    )
+
+    anchor: torch.Tensor
+    positive: torch.Tensor
+    negative: torch.Tensor
+
+    def __post_init__(self) -> None:
+        groups = self.anchor.shape[0] if self.anchor.ndim == 1 else -1
+        for name, part in (("positive", self.positive), ("negative", self.negative)):
+            if part.ndim != 2 or part.shape[0] != groups or part.shape[1] < 1:
+                raise ValueError(f"ACLGroups.{name} must be (G, K >= 1) for G = {groups} anchors, got "
+                                 f"{tuple(part.shape)}")
+
+    @classmethod
+    def consecutive(cls, groups: int, positives: int, negatives: int) -> ACLGroups:
+        """The released code's batch layout (recognition.data.face_tracks.ACLBatchSampler's): G blocks of
+        1 + P + N crops, each an anchor, then its P positives, then its N negatives."""
+        start = torch.arange(groups)[:, None] * (1 + positives + negatives)
+        return cls(start[:, 0], start + 1 + torch.arange(positives), start + 1 + positives + torch.arange(negatives))
+
+    def to(self, device: torch.device | str) -> ACLGroups:
+        return ACLGroups(self.anchor.to(device), self.positive.to(device), self.negative.to(device))
 
 
-def _keep_extreme_fraction(similarity: torch.Tensor, candidates: torch.Tensor, gamma: float, largest: bool) -> torch.Tensor:
-    """Per row, the ceil(gamma * count) candidates with the largest (or smallest) similarity. (N, N) bool."""
-    counts = candidates.sum(dim=1)
-    keep = torch.ceil(gamma * counts.to(similarity.dtype)).long()
-    fill = float("-inf") if largest else float("inf")
-    ranked = similarity.masked_fill(~candidates, fill).argsort(dim=1, descending=largest)
-    rank_of = torch.empty_like(ranked)
-    rank_of.scatter_(1, ranked, torch.arange(ranked.shape[1], device=ranked.device).expand_as(ranked))
-    return candidates & (rank_of < keep[:, None])
+def _pair_kinds(a: tuple, b: tuple, positive_window: int, negative_gap: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(is positive, is negative) of crops a and b, each (video, person, frame) of broadcastable int tensors."""
+    same_video, same_person = a[0] == b[0], a[1] == b[1]
+    gap = (a[2] - b[2]).abs()
+    return same_video & ~same_person & (gap <= positive_window), same_video & same_person & (gap > negative_gap)
 
 
-def multi_positive_nt_xent(
-    similarity: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, tau: float
-) -> torch.Tensor:
-    """RMFER eq. 10, multi-positive NT-Xent over the selected pairs.
+def acl_candidates(video: torch.Tensor, person: torch.Tensor, frame: torch.Tensor, positive_window: int = 5,
+                   negative_gap: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which crops may be an anchor's positives and negatives (what ACLBatchSampler draws from).
 
-    similarity: (N, N) cosine similarities; positive, negative: (N, N) bool masks.
-    For an anchor i with positives P_i and negatives N_i:
-        L_i = -1/|P_i| sum_{p in P_i} log( exp(s_ip/tau) / sum_{k in P_i u N_i} exp(s_ik/tau) )
-    Anchors without a positive are skipped; returns the mean of L_i (0 when no anchor has a positive).
+    video, person, frame: (N,) ints, where each crop comes from. Positive = same video, another person,
+    |frame difference| <= positive_window (people reacting to the same moment); negative = same video, same person,
+    |frame difference| > negative_gap. Returns (positive, negative): (N, N) bool, row = anchor.
     """
-    logits = similarity / tau
-    in_denominator = positive | negative
-    log_denominator = torch.logsumexp(logits.masked_fill(~in_denominator, float("-inf")), dim=1)
-    log_ratio = logits - log_denominator[:, None]
-    positive_count = positive.sum(dim=1)
-    has_positive = positive_count > 0
-    if not has_positive.any():
-        return similarity.sum() * 0.0
-    per_anchor = -(log_ratio.masked_fill(~positive, 0.0)).sum(dim=1)[has_positive] / positive_count[has_positive]
-    return per_anchor.mean()
+    crops = (video, person, frame)
+    return _pair_kinds(tuple(t[:, None] for t in crops), tuple(t[None, :] for t in crops), positive_window,
+                       negative_gap)
+
+
+def check_acl_groups(groups: ACLGroups, video: torch.Tensor, person: torch.Tensor, frame: torch.Tensor,
+                     positive_window: int, negative_gap: int) -> None:
+    """ValueError unless every group's positives and negatives are candidates of its anchor (acl_candidates):
+    a batch whose layout is not the one `groups` describes fails here instead of training on wrong pairs."""
+    crops = (video, person, frame)
+    if max(int(part.max()) for part in (groups.anchor, groups.positive, groups.negative)) >= len(video):
+        raise ValueError(f"ACLGroups index crops beyond the batch of {len(video)}")
+    anchor = tuple(t[groups.anchor][:, None] for t in crops)
+    positive_ok, _ = _pair_kinds(anchor, tuple(t[groups.positive] for t in crops), positive_window, negative_gap)
+    _, negative_ok = _pair_kinds(anchor, tuple(t[groups.negative] for t in crops), positive_window, negative_gap)
+    if not (positive_ok.all() and negative_ok.all()):
+        raise ValueError("the ACL batch does not follow its group layout: a positive or negative crop is not a "
+                         "candidate of its group's anchor")
+
+
+def anchor_similarities(embedded: torch.Tensor, groups: ACLGroups) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarity of each group's anchor to its positives and to its negatives.
+
+    embedded: (M, D) the crops' projections H(f); returns (positive (G, P), negative (G, N)).
+    """
+    unit = F.normalize(embedded, dim=-1)
+    anchor = unit[groups.anchor][:, None, :]  # (G, 1, D)
+    return (anchor * unit[groups.positive]).sum(dim=-1), (anchor * unit[groups.negative]).sum(dim=-1)
+
+
+def keep_extreme(similarity: torch.Tensor, gamma: float, largest: bool) -> torch.Tensor:
+    """Per row, the ceil(gamma * K) entries of largest (or smallest) similarity: (G, K) -> (G, K) bool.
+
+    RMFER keeps the top-gamma most similar positives and the bottom-gamma least similar negatives of each anchor.
+    The released code thresholds at torch.quantile(s, 1 - gamma) (strictly above; below quantile(s, gamma) for
+    negatives), which keeps the same count for the paper's 50 per anchor and gamma 0.1 (5).
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    width = similarity.shape[1]
+    count = max(1, math.ceil(gamma * width - 1e-9))  # 1e-9: 0.1 * 30 is 3.0000000000000004, which is 3, not 4
+    index = similarity.topk(count, dim=1, largest=largest).indices
+    return torch.zeros_like(similarity, dtype=torch.bool).scatter_(1, index, True)
+
+
+def anchor_nt_xent(positive: torch.Tensor, negative: torch.Tensor, keep_positive: torch.Tensor,
+                   keep_negative: torch.Tensor, tau: float, variant: str = ACL_PAPER) -> torch.Tensor:
+    """RMFER's ACL contrast of each anchor against its kept pairs, averaged over the G anchors (a scalar).
+
+    positive: (G, P), negative: (G, N) anchor similarities s_ap, s_an; keep_*: the same shapes, bool (at least one
+    kept per row). With P' and N' the kept ones, D_a = sum_{k in P' u N'} exp(s_ak / tau):
+        ACL_PAPER:         L_a = -1/|P'| sum_{p in P'} log(exp(s_ap / tau) / D_a)
+        ACL_RELEASED_CODE: L_a = -log(sum_{p in P'} exp(s_ap / tau) / D_a)
+    """
+    if variant not in ACL_VARIANTS:
+        raise ValueError(f"ACL variant must be one of {ACL_VARIANTS}, got {variant!r}")
+    kept_positive = (positive / tau).masked_fill(~keep_positive, float("-inf"))
+    kept_negative = (negative / tau).masked_fill(~keep_negative, float("-inf"))
+    log_denominator = torch.logsumexp(torch.cat([kept_positive, kept_negative], dim=1), dim=1)  # (G,)
+    if variant == ACL_RELEASED_CODE:
+        return (log_denominator - torch.logsumexp(kept_positive, dim=1)).mean()
+    log_ratio = (positive / tau - log_denominator[:, None]).masked_fill(~keep_positive, 0.0)
+    return (-log_ratio.sum(dim=1) / keep_positive.sum(dim=1)).mean()
+
+
+def attention_contrastive_loss(embedded: torch.Tensor, groups: ACLGroups, tau: float, gamma: float,
+                               variant: str = ACL_PAPER) -> torch.Tensor:
+    """RMFER's L_ACL over one batch of anchor groups (a scalar).
+
+    embedded: (M, D) the crops' projections H(f); groups: which crop is which group's anchor, positive, negative.
+    Of each anchor's P positives the ceil(gamma * P) most similar are kept, of its N negatives the ceil(gamma * N)
+    least similar (chosen on detached similarities, as the released code does under no_grad); then anchor_nt_xent.
+    """
+    positive, negative = anchor_similarities(embedded, groups)
+    keep_positive = keep_extreme(positive.detach(), gamma, largest=True)
+    keep_negative = keep_extreme(negative.detach(), gamma, largest=False)
+    return anchor_nt_xent(positive, negative, keep_positive, keep_negative, tau, variant)

@@ -4,20 +4,24 @@ attention-based contrastive learning (ACL).
     config = load_face_track_config("configs/recognition/face_tracks.yaml")
     extract_face_tracks("reaction.mp4", Path("tracks"), config)      # tracks/reaction/<person>/<frame>.png + tracks.csv
     crops = read_face_tracks("tracks")                               # every video's crops with video/person/frame
-    loader = DataLoader(FaceTrackDataset(crops, model.preprocess),
-                        batch_sampler=ACLBatchSampler(crops, 101, positive_window=5, negative_gap=30, seed=0))
+    sampler = ACLBatchSampler(crops, 101, positive_window=5, negative_gap=30, seed=0)
+    loader = DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler)
+    images, video, person, frame = next(iter(loader))
+    loss = model.acl_loss(images, video, person, frame, sampler.layout, tau=0.1, gamma=0.1)
 
 RMFER learns from reaction videos: several people watch the same thing, so faces of *other* people at about the same
-moment are positives, and the *same* person far away in time (more than `negative_gap` frames) is a negative (the
-loss, recognition.losses.acl_pair_masks, defines the pairs from each crop's video, person and frame). A person is a
+moment are positives, and the *same* person far away in time (more than `negative_gap` frames) is a negative
+(recognition.losses.acl_candidates defines them from each crop's video, person and frame). A person is a
 face track of the detector and tracker the reconstruction uses (MTCNN + IoU tracking, ned_outlier.face.tracker);
 tracks shorter than min_track_frames are dropped as spurious.
 
 Batches follow the released code's sampling (datasets/contrastive/RMset.py): an anchor crop, `positives` crops of
 the other people of its video within positive_window frames of it and `negatives` crops of its own person more than
 negative_gap frames away, drawn with replacement when fewer exist (the released code: 50 and 50 per anchor). A batch
-holds batch_size // (1 + positives + negatives) such groups; only anchors with at least one candidate of each kind
-are drawn.
+holds batch_size // (1 + positives + negatives) such groups, one after another, each its anchor first, then its
+positives, then its negatives; `ACLBatchSampler.layout` (recognition.losses.ACLGroups) names those positions for the
+loss, which contrasts only the anchors (the paper's and the released code's anchor semantics). Only anchors with at
+least one candidate of each kind are drawn.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.image import write_image
 from ned_outlier.io.video import VideoReader
 from recognition.data.readers import Sample
+from recognition.losses import ACLGroups
 
 INDEX = "tracks.csv"  # a video's folder is complete when it has this file (written last)
 COLUMNS = ("path", "person", "frame")
@@ -171,7 +176,8 @@ class FaceTrackDataset(Dataset):
 class ACLBatchSampler(Sampler[list[int]]):
     """Batches of crop indices made of (anchor, positives, negatives) groups (see the module's docstring).
 
-    len(self) = max(1, len(crops) // batch_size) batches a pass; the pass's draws come from (seed, epoch, pass
+    Every batch holds self.batch_size = groups * (1 + positives + negatives) crops in the order self.layout names.
+    len(self) = max(1, len(crops) // self.batch_size) batches a pass; the pass's draws come from (seed, epoch, pass
     number within the epoch), so one epoch's batches are the same in every run.
     """
 
@@ -181,8 +187,10 @@ class ACLBatchSampler(Sampler[list[int]]):
         if positives < 1 or negatives < 1 or batch_size < group:
             raise UserError(f"an ACL batch of {batch_size} crops cannot hold an anchor with {positives} positives and "
                             f"{negatives} negatives (needs at least {group})")
-        self.crops, self.batch_size, self.seed = crops, batch_size, seed
         self.positives, self.negatives, self.groups = positives, negatives, batch_size // group
+        # batch_size is the length of every batch: accelerate's batch-sampler sharding (DDP) takes a batch shorter
+        # than batch_size for the last one and pads it with crops of the first batches, breaking the group layout
+        self.crops, self.batch_size, self.seed = crops, self.groups * group, seed
         self.epoch, self.passes = 0, 0
         self.pairs = _PairIndex(crops, positive_window, negative_gap)
         self.anchors = np.flatnonzero([self.pairs.has_both(i) for i in range(len(crops))])
@@ -193,6 +201,11 @@ class ACLBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.passes = epoch, 0
+
+    @property
+    def layout(self) -> ACLGroups:
+        """Where each group's anchor, positives and negatives lie in every batch this sampler yields."""
+        return ACLGroups.consecutive(self.groups, self.positives, self.negatives)
 
     def __len__(self) -> int:
         return max(1, len(self.crops) // self.batch_size)
@@ -215,7 +228,7 @@ def _draw(rng: np.random.Generator, pool: np.ndarray, count: int) -> list[int]:
 
 class _PairIndex:
     """Each crop's positive candidates (same video, other person, |frame gap| <= positive_window) and negative
-    candidates (same video, same person, |frame gap| > negative_gap), acl_pair_masks' definitions, looked up in
+    candidates (same video, same person, |frame gap| > negative_gap), acl_candidates' definitions, looked up in
     each track's frame-sorted crops (memory linear in the number of crops)."""
 
     def __init__(self, crops: TrackCrops, positive_window: int, negative_gap: int):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ned_outlier.errors import UserError
 from recognition.labels import EMOTIONS
 from recognition.models.base import ImageClassifier
 from recognition.models.exp_clip import load_clip
@@ -54,11 +55,37 @@ class ClipZeroShot(ImageClassifier, nn.Module):
         return self.transform(Image.fromarray(face))
 
 
+def check_prompts(num_classes: int, templates, words: dict | None) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
+    """(labels, templates, words) checked before CLIP is built; a one-line UserError for num_classes other than 7 or 8,
+    no templates or one without exactly one {}, a word for an unknown emotion, an empty word, or two classes sharing
+    a word (their prompts, hence their probabilities, would be the same)."""
+    if num_classes not in (7, 8):
+        raise UserError(f"clip-zero-shot: num_classes must be 7 or 8, got {num_classes}")
+    labels = EMOTIONS[:num_classes]
+    if isinstance(templates, str) or not templates or not all(isinstance(t, str) for t in templates):
+        raise UserError(f"clip-zero-shot: templates must be a list of prompts with {{}} for the word, got {templates!r}")
+    for template in templates:
+        if template.count("{}") != 1 or set("{}") & set(template.replace("{}", "", 1)):
+            raise UserError(f"clip-zero-shot: template {template!r} must hold {{}} (the class's word) exactly once")
+    unknown = sorted(set(words or {}) - set(EMOTIONS))
+    if unknown:
+        raise UserError(f"clip-zero-shot: words for unknown emotion {unknown[0]!r} (emotions: {', '.join(EMOTIONS)})")
+    words = {**DEFAULT_WORDS, **(words or {})}
+    for label in labels:
+        if not isinstance(words[label], str) or not words[label].strip():
+            raise UserError(f"clip-zero-shot: the word for {label} must be a non-empty string, got {words[label]!r}")
+    shared = [label for label in labels if [words[other] for other in labels].count(words[label]) > 1]
+    if shared:
+        raise UserError(f"clip-zero-shot: {' and '.join(shared)} share the word {words[shared[0]]!r}")
+    return labels, tuple(templates), words
+
+
 @register_model("clip-zero-shot")
 def clip_zero_shot(pretrained: str | Path | None = None, architecture: str = "ViT-B-32",
                    clip_weights: str | Path | None = "openai", num_classes: int = 7,
                    templates: tuple[str, ...] = DEFAULT_TEMPLATES, words: dict | None = None) -> ClipZeroShot:
     """CLIP zero-shot over the first `num_classes` emotions. `pretrained`, when given, is the CLIP weights (a tag or
     a local open_clip checkpoint) and wins over `clip_weights`; clip_weights=None builds a random CLIP (tests)."""
+    labels, templates, words = check_prompts(num_classes, templates, words)
     clip, transform = load_clip(architecture, pretrained if pretrained is not None else clip_weights)
-    return ClipZeroShot(clip, transform, EMOTIONS[:num_classes], tuple(templates), {**DEFAULT_WORDS, **(words or {})})
+    return ClipZeroShot(clip, transform, labels, templates, words)

@@ -3,11 +3,12 @@
     model = create_model("rmfer-efficientnet-b2", num_classes=7)        # random init (offline)
     logits = model(x)                                                    # f_FER(f_Feat(x)), x: (N, 3, 260, 260)
     loss = model.pretraining_loss(x, y)                                  # L_pre = L_FER + lambda1 * L_IAL
-    loss = model.acl_loss(crops, video, person, frame)                   # L_ACL on unlabeled face tracks
+    loss = model.acl_loss(crops, video, person, frame, groups, tau=0.1, gamma=0.1)   # L_ACL on face-track groups
 
 The hyper-parameters (projection width, tau, lambda1, the ACL temperature, gamma and windows) are arguments so that
 configs/recognition/rmfer-efficientnet-b2.yaml holds them; gamma = 0.1 and the +-5 / +-30 frame windows are the
-paper's.
+paper's. `groups` (recognition.losses.ACLGroups) says which crop of the batch is which group's anchor, positive
+and negative: the ACL batch sampler's layout (ACLBatchSampler.layout); only the anchors are contrasted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recognition.losses import PAPER_SELF_MASK, acl_pair_masks, inter_sample_attention, multi_positive_nt_xent
+from recognition.losses import (ACL_PAPER, PAPER_SELF_MASK, ACLGroups, attention_contrastive_loss, check_acl_groups,
+                                inter_sample_attention)
 from recognition.models.cnn import CNNClassifier, build_backbone, emotion_labels, experiment_input_size
 from recognition.registry import register_model
 
@@ -46,13 +48,14 @@ class RMFER(CNNClassifier):
     training_loss = pretraining_loss  # the supervised objective scripts/train_recognition.py optimises
 
     def acl_loss(self, images: torch.Tensor, video: torch.Tensor, person: torch.Tensor, frame: torch.Tensor,
-                 tau: float, gamma: float, positive_window: int = 5, negative_gap: int = 30) -> torch.Tensor:
-        """L_ACL over N unlabeled crops (N, 3, 260, 260) with their (N,) video, person and frame indices."""
-        embedded = F.normalize(self.projection(self.backbone(images)), dim=-1)
-        similarity = embedded @ embedded.T
-        positive, negative = acl_pair_masks(video, person, frame, similarity.detach(), positive_window,
-                                            negative_gap, gamma)
-        return multi_positive_nt_xent(similarity, positive, negative, tau)
+                 groups: ACLGroups, tau: float, gamma: float, positive_window: int = 5, negative_gap: int = 30,
+                 variant: str = ACL_PAPER) -> torch.Tensor:
+        """L_ACL over M unlabeled crops (M, 3, S, S) with their (M,) video, person and frame indices, laid out in
+        `groups`; ValueError when a group's crops are not its anchor's candidates (a layout that does not match)."""
+        groups = groups.to(images.device)
+        check_acl_groups(groups, video, person, frame, positive_window, negative_gap)
+        embedded = self.projection(self.backbone(images))
+        return attention_contrastive_loss(embedded, groups, tau, gamma, variant)
 
 
 @register_model("rmfer-efficientnet-b2")

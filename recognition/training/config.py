@@ -83,7 +83,9 @@ class OptimSection:
 class ACLSection:
     """RMFER's second stage: from epoch `start_epoch` (0-based) on, each step adds weight (lambda2) * L_ACL on a batch
     of `batch_size` unlabeled track crops, made of anchors each with `positives` and `negatives` crops
-    (recognition.data.face_tracks.ACLBatchSampler); tau, gamma and the frame windows are the loss's."""
+    (recognition.data.face_tracks.ACLBatchSampler); tau, gamma and the frame windows are the loss's; variant is
+    "paper" (the paper's per-positive mean) or "released-code" (the released code's one log of the summed positives,
+    recognition.losses.ACL_RELEASED_CODE)."""
 
     start_epoch: int = 1
     weight: float = 1.0
@@ -94,6 +96,15 @@ class ACLSection:
     gamma: float = 0.1
     positive_window: int = 5
     negative_gap: int = 30
+    variant: str = "paper"
+
+    def __post_init__(self) -> None:
+        from recognition.losses import ACL_VARIANTS
+
+        if not 0.0 < self.gamma <= 1.0 or self.tau <= 0.0:
+            raise ValueError(f"acl.gamma must be in (0, 1] and acl.tau above 0, got {self.gamma}, {self.tau}")
+        if self.variant not in ACL_VARIANTS:
+            raise ValueError(f"acl.variant must be one of {', '.join(ACL_VARIANTS)}, got {self.variant!r}")
 
 
 @dataclass(frozen=True)

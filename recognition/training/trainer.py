@@ -31,6 +31,7 @@ from ned_outlier.data.sampling import EpochShuffle
 from ned_outlier.errors import UserError
 from ned_outlier.training_state import Progress, finish_run, flat_config, save_resume_state
 from recognition.checkpoint import save_checkpoint
+from recognition.losses import ACLGroups
 from recognition.metrics import confusion_matrix, uar, war
 from recognition.registry import create_model
 from recognition.training.config import ACLSection, OptimSection, TrainingConfig
@@ -43,21 +44,23 @@ logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-file save/l
 
 
 class TrainingObjective(nn.Module):
-    """Holds the model so that DDP wraps one forward that returns the whole loss (gradients then sync correctly)."""
+    """Holds the model so that DDP wraps one forward that returns the whole loss (gradients then sync correctly).
+    acl_groups: the layout of every face-track batch (ACLBatchSampler.layout), None without an ACL stage."""
 
-    def __init__(self, model: nn.Module, acl: ACLSection):
+    def __init__(self, model: nn.Module, acl: ACLSection, acl_groups: ACLGroups | None = None):
         super().__init__()
-        self.model, self.acl = model, acl
+        self.model, self.acl, self.acl_groups = model, acl, acl_groups
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor, tracks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Scalar loss of a batch: images (N, 3, S, S), targets (N,) class indices or (N, 4096) LLM embeddings;
-        tracks = [crops (M, 3, S, S), video (M,), person (M,), frame (M,)] adds acl.weight * L_ACL."""
+        tracks = [crops (M, 3, S, S), video (M,), person (M,), frame (M,)] in acl_groups' layout adds
+        acl.weight * L_ACL."""
         loss = self.model.training_loss(images, targets)
         if tracks is not None:
             acl = self.acl
-            loss = loss + acl.weight * self.model.acl_loss(*tracks, tau=acl.tau, gamma=acl.gamma,
-                                                           positive_window=acl.positive_window,
-                                                           negative_gap=acl.negative_gap)
+            loss = loss + acl.weight * self.model.acl_loss(*tracks, groups=self.acl_groups, tau=acl.tau,
+                                                           gamma=acl.gamma, positive_window=acl.positive_window,
+                                                           negative_gap=acl.negative_gap, variant=acl.variant)
         return loss
 
 
@@ -99,10 +102,11 @@ def _training_set(config: TrainingConfig, model: nn.Module):
                          data.augment)
 
 
-def _track_loader(config: TrainingConfig, model: nn.Module) -> DataLoader | None:
-    """RMFER's unlabeled face-track batches (ACLBatchSampler), or None when the run has no ACL stage."""
+def _track_loader(config: TrainingConfig, model: nn.Module) -> tuple[DataLoader | None, ACLGroups | None]:
+    """RMFER's unlabeled face-track batches (ACLBatchSampler) and their group layout, or (None, None) when the run
+    has no ACL stage."""
     if not config.data.face_tracks:
-        return None
+        return None, None
     if not hasattr(model, "acl_loss"):
         raise UserError(f"data.face_tracks is set but {config.model.name} has no ACL stage (only rmfer-* models)")
     from recognition.data.face_tracks import ACLBatchSampler, FaceTrackDataset, read_face_tracks
@@ -111,8 +115,9 @@ def _track_loader(config: TrainingConfig, model: nn.Module) -> DataLoader | None
     crops = read_face_tracks(config.data.face_tracks)
     sampler = ACLBatchSampler(crops, acl.batch_size, acl.positive_window, acl.negative_gap, seed=config.train.seed,
                               positives=acl.positives, negatives=acl.negatives)
-    return DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler,
-                      num_workers=config.data.num_workers)
+    loader = DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler,
+                        num_workers=config.data.num_workers)
+    return loader, sampler.layout
 
 
 def _endless(loader: DataLoader) -> Iterator:
@@ -143,7 +148,6 @@ def train(config: TrainingConfig) -> TrainResult:
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(output))
     set_seed(config.train.seed)
     model = create_model(config.model.name, pretrained=config.model.pretrained, **config.model.options)
-    objective = TrainingObjective(model, config.acl)
     train_set = _training_set(config, model)
     loader = DataLoader(train_set, batch_size=config.train.batch_size, sampler=EpochShuffle(len(train_set), config.train.seed),
                         drop_last=config.train.drop_last, num_workers=config.data.num_workers)
@@ -153,7 +157,8 @@ def train(config: TrainingConfig) -> TrainResult:
     if config.data.val.root:
         val_set = LabelledFaces(read_source(config.data.val, model.labels), model.labels, model.preprocess)
         val_loader = DataLoader(val_set, batch_size=config.train.batch_size, num_workers=config.data.num_workers)
-    tracks = _track_loader(config, model)
+    tracks, acl_groups = _track_loader(config, model)
+    objective = TrainingObjective(model, config.acl, acl_groups)
     optimizer = build_optimizer(model, config.optim)
     objective, optimizer, loader = accelerator.prepare(objective, optimizer, loader)
     if val_loader is not None:

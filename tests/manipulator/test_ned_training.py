@@ -63,8 +63,12 @@ def test_resumed_run_equals_an_uninterrupted_one(synthmead, tmp_path):
     assert resumed.checksum == whole.checksum
 
 
-def write_lambdas(path, synthmead, value):
-    """A windows.csv giving every window of every clip the same lambda."""
+def write_lambdas(folder, synthmead, value):
+    """folder/windows.csv giving every window of every clip the same lambda, with the scores.json of 10-frame
+    windows every frame beside it."""
+    folder.mkdir()
+    (folder / "scores.json").write_text('{"window": 10, "hop": 1}')
+    path = folder / "windows.csv"
     rows = [(clip.relative_to(synthmead).as_posix(), start, value)
             for clip in sorted(synthmead.rglob("*.mp4")) for start in range(11)]
     with open(path, "w", newline="") as handle:
@@ -76,11 +80,11 @@ def write_lambdas(path, synthmead, value):
 
 def test_lambda_weights_the_loss(synthmead, tmp_path):
     plain = train_ned(tiny(synthmead, tmp_path / "plain", "train.epochs=1"), progress=False)
-    ones = write_lambdas(tmp_path / "ones.csv", synthmead, 1.0)
+    ones = write_lambdas(tmp_path / "ones_lambda", synthmead, 1.0)
     weighted = train_ned(tiny(synthmead, tmp_path / "ones", "train.epochs=1", f"data.lambdas={ones}"),
                          progress=False)
     assert weighted.checksum == pytest.approx(plain.checksum, rel=1e-6)  # lambda 1 everywhere: plain NED
-    zeros = write_lambdas(tmp_path / "zeros.csv", synthmead, 0.0)
+    zeros = write_lambdas(tmp_path / "zeros_lambda", synthmead, 0.0)
     frozen = train_ned(tiny(synthmead, tmp_path / "zeros", "train.epochs=1", f"data.lambdas={zeros}"),
                        progress=False)
     assert frozen.history[0]["lambda/mean"] == 0.0

@@ -1,9 +1,10 @@
 """recognition.evaluate on ten real frames, the astronaut and hand-made folders: one record per frame, exact target
-rates, WAR/UAR against hand-computed values, and an edit compared with itself."""
+rates, WAR/UAR against hand-computed values, and an edit compared with a hand-made source."""
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,10 +13,11 @@ from skimage.data import astronaut
 
 from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
+from ned_outlier.face.finder import FaceFinder, lip_opening, mesh_box
 from recognition import create_model
 from recognition import evaluate as evaluation
-from recognition.evaluate import (FaceFinder, classification_metrics, compare_to_source, evaluate, format_summary,
-                                  lip_opening, mesh_box, pearson, read_labels, summarise, write_outputs)
+from recognition.evaluate import (Evaluation, Record, classification_metrics, compare_to_source, evaluate,
+                                  format_summary, pearson, read_labels, summarise, write_outputs)
 from recognition.identity import FaceEmbedder
 
 LABELS = ("happy", "sad", "neutral")
@@ -165,22 +167,58 @@ def test_an_image_without_a_face_is_recorded_but_an_input_without_any_is_an_erro
         evaluate(tmp_path / "absent.mp4", fer, faces)
 
 
-def test_an_edit_compared_with_itself(with_identity, clip, fer, faces):
-    comparison = compare_to_source(with_identity, with_identity)
-    assert comparison["identity_distance"] == pytest.approx(0, abs=1e-6) and comparison["identity_frames"] == 3
-    assert comparison["mouth_r"] == pytest.approx(1) and comparison["mouth_frames"] == 10
-    shorter = evaluate(clip, fer, faces, max_frames=5)
-    with pytest.raises(UserError, match="has 5 frames but .* has 10"):
-        compare_to_source(shorter, with_identity)
+def hand_evaluation(name, lips, embeddings):
+    """An Evaluation of len(lips) frames with the given lip openings (NaN: no mesh) and {frame: embedding}."""
+    records = [Record(name, frame, lip_opening=lip, embedding=embeddings.get(frame)) for frame, lip in enumerate(lips)]
+    return Evaluation(Path(name), records, len(lips))
 
 
-def test_summary_table(with_identity, fer):
+def unit(index, length=1.0):
+    """A 128-d embedding `length` along axis `index`."""
+    vector = np.zeros(128, np.float32)
+    vector[index] = length
+    return vector
+
+
+@pytest.fixture
+def edit_and_source():
+    """Four frames. Embeddings: the edit's frames 0 and 2 are 5 and 1 away from the source's (frame 3 is embedded in
+    the source only); lip openings 0.1 0.2 0.3 against 0.1 0.3 0.2, the edit's frame 3 without a mesh."""
+    edit = hand_evaluation("edit.mp4", [0.1, 0.2, 0.3, np.nan], {0: unit(0, 3.0), 2: unit(1)})
+    source = hand_evaluation("source.mp4", [0.1, 0.3, 0.2, 0.4], {0: unit(1, 4.0), 2: unit(1, 2.0), 3: unit(3)})
+    return edit, source
+
+
+def test_an_edit_against_its_source_by_hand(edit_and_source):
+    edit, source = edit_and_source
+    comparison = compare_to_source(edit, source)
+    # distances |(3, 0) - (0, 4)| = 5 and |e1 - 2 e1| = 1, averaged over the 2 frames embedded in both
+    assert comparison["source"] == "source.mp4"
+    assert comparison["identity_frames"] == 2 and comparison["identity_distance"] == pytest.approx(3.0)
+    # centred 0.1 0.2 0.3 -> (-1, 0, 1) / 10, 0.1 0.3 0.2 -> (-1, 1, 0) / 10: r = 1 / (sqrt 2 sqrt 2) = 0.5
+    assert comparison["mouth_frames"] == 3 and comparison["mouth_r"] == pytest.approx(0.5)
+    itself = compare_to_source(edit, edit)  # the limit: the same video twice
+    assert (itself["identity_distance"], itself["mouth_r"]) == (0.0, pytest.approx(1.0))
+
+
+def test_a_source_of_another_length_is_refused(edit_and_source):
+    edit, _ = edit_and_source
+    shorter = hand_evaluation("short.mp4", [0.1, 0.2, 0.3], {})
+    with pytest.raises(UserError, match="edit.mp4 has 4 frames but short.mp4 has 3"):
+        compare_to_source(edit, shorter)
+    unmeasured = compare_to_source(edit, hand_evaluation("flat.mp4", [0.2] * 4, {}))  # still lips, no embedding
+    assert (unmeasured["identity_distance"], unmeasured["identity_frames"], unmeasured["mouth_r"]) == (None, 0, None)
+
+
+def test_summary_table(with_identity, fer, edit_and_source):
     summary = {"model": "fer", **summarise(with_identity.records, fer.labels, target="sad")}
-    summary["source"] = compare_to_source(with_identity, with_identity)
+    summary["source"] = compare_to_source(*edit_and_source)
     table = format_summary(summary)
     assert "fer: 10 frames/images, 10 with a face" in table
     assert f"target rate (sad): {summary['target_rate']:.3f}" in table
-    assert "identity distance 0.000 (3 frames), mouth r 1.000 (10 frames)" in table
+    assert "vs source.mp4: identity distance 3.000 (2 frames), mouth r 0.500 (3 frames)" in table
+    summary["source"] = compare_to_source(edit_and_source[0], hand_evaluation("flat.mp4", [0.2] * 4, {}))
+    assert "identity distance - (0 frames), mouth r - (3 frames)" in format_summary(summary)
 
 
 def test_mesh_box_and_lip_opening_by_hand():
@@ -188,9 +226,11 @@ def test_mesh_box_and_lip_opening_by_hand():
     landmarks[:468, :2] = [10, 20]
     landmarks[0, :2], landmarks[477, :2] = [0, 0], [99, 99]  # an iris point: not part of the box
     np.testing.assert_allclose(mesh_box(landmarks), [-7, -2, 17, 22])  # side 20 * 1.2, centred on (5, 10)
-    rng = np.random.default_rng(0)
-    mesh = rng.normal(size=(478, 3))
-    assert lip_opening(3 * mesh) == pytest.approx(lip_opening(mesh))  # in inter-ocular distances
+    mesh = np.zeros((478, 3))
+    mesh[14] = [0.0, 9.0, 0.0]  # one inner-lip pair (13, 14) 9 apart, the other 8 closed: mean opening 1
+    mesh[263] = [4.0, 0.0, 3.0]  # outer eye corners 33 (at 0) and 263: 5 apart, in 3D
+    assert lip_opening(mesh) == pytest.approx(1 / 5)  # in inter-ocular distances
+    assert lip_opening(3 * mesh) == pytest.approx(1 / 5)
 
 
 def test_pearson_is_undefined_for_constant_or_short_series():

@@ -15,7 +15,7 @@ from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
 from recognition.data.face_tracks import (ACLBatchSampler, FaceTrackDataset, TrackCrops, extract_face_tracks,
                                           load_face_track_config, read_face_tracks)
-from recognition.losses import acl_pair_masks
+from recognition.losses import ACLGroups, acl_candidates, check_acl_groups
 from recognition.models.rmfer import RMFER
 from recognition.training.config import load_training_config
 from recognition.training.trainer import train
@@ -89,8 +89,7 @@ def test_candidates_are_the_losses_pairs():
     crops = make_crops(rows)
     sampler = ACLBatchSampler(crops, 5, positive_window=5, negative_gap=30, seed=0, positives=2, negatives=2)
     tensor = lambda a: torch.from_numpy(a)  # noqa: E731
-    positive, negative = acl_pair_masks(tensor(crops.video), tensor(crops.person), tensor(crops.frame),
-                                        torch.zeros(300, 300), 5, 30, gamma=1.0)  # gamma 1: every candidate
+    positive, negative = acl_candidates(tensor(crops.video), tensor(crops.person), tensor(crops.frame), 5, 30)
     for i in range(300):
         assert sorted(sampler.pairs.positives(i).tolist()) == torch.nonzero(positive[i]).flatten().tolist()
         assert sorted(sampler.pairs.negatives(i).tolist()) == torch.nonzero(negative[i]).flatten().tolist()
@@ -104,6 +103,10 @@ def test_batches_are_anchor_groups_and_repeat_per_seed_and_epoch():
     sampler = ACLBatchSampler(crops, 12, positive_window=5, negative_gap=30, seed=1, positives=2, negatives=3)
     batches = list(sampler)
     assert len(batches) == 180 // 12 and all(len(batch) == 12 for batch in batches)  # two groups of 1 + 2 + 3
+    layout = sampler.layout
+    assert layout.anchor.tolist() == [0, 6] and layout.positive.tolist() == [[1, 2], [7, 8]]
+    assert layout.negative.tolist() == [[3, 4, 5], [9, 10, 11]]
+    fields = [torch.from_numpy(column) for column in (crops.video, crops.person, crops.frame)]
     for batch in batches:
         for anchor, *rest in (batch[:6], batch[6:]):
             positives, negatives = rest[:2], rest[2:]
@@ -111,11 +114,21 @@ def test_batches_are_anchor_groups_and_repeat_per_seed_and_epoch():
                 assert crops.person[i] != crops.person[anchor] and abs(crops.frame[i] - crops.frame[anchor]) <= 5
             for i in negatives:
                 assert crops.person[i] == crops.person[anchor] and abs(crops.frame[i] - crops.frame[anchor]) > 30
+        check_acl_groups(layout, *(column[batch] for column in fields), positive_window=5, negative_gap=30)
     assert list(sampler) != batches  # a second pass draws afresh
     sampler.set_epoch(0)
     assert list(sampler) == batches  # the same epoch and pass: the same batches
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+def test_every_batch_holds_exactly_its_groups():
+    # 110 crops leave room for one group of 1 + 50 + 50 only: the batch, and the batch size accelerate's sharding
+    # compares with, are 101
+    crops = make_crops([(0, person, frame) for person in range(3) for frame in range(100)])
+    sampler = ACLBatchSampler(crops, 110, positive_window=5, negative_gap=30, seed=0)
+    assert sampler.batch_size == 101 and all(len(batch) == 101 for batch in sampler)
+    assert sampler.layout.anchor.tolist() == [0]
 
 
 def test_sampler_errors():
@@ -132,7 +145,7 @@ def test_rmfer_acl_stage_trains_on_the_tracks(tmp_path, tracks, colour_faces, mo
 
     def recording(self, images, video, person, frame, **options):
         loss = original(self, images, video, person, frame, **options)
-        seen.append((images.shape, video.tolist(), person.tolist(), frame.tolist(), loss.item()))
+        seen.append((images.shape, video.tolist(), person.tolist(), frame.tolist(), loss.item(), options["groups"]))
         return loss
 
     original = RMFER.acl_loss
@@ -148,8 +161,11 @@ train: {{output_dir: {tmp_path / 'run'}, epochs: 2, batch_size: 12, seed: 3}}
     result = train(load_training_config(config))
     assert np.isfinite(result.history).all()
     assert len(seen) == 2  # 24 training images in batches of 12: two steps, and ACL only in the second epoch
-    for shape, video, person, frame, loss in seen:
+    for shape, video, person, frame, loss, groups in seen:
         assert shape == (10, 3, 260, 260) and loss > 0  # two anchors, each with 2 positives and 2 negatives
+        expected = ACLGroups.consecutive(2, 2, 2)  # the trainer hands the loss the sampler's layout
+        assert all(torch.equal(getattr(groups, part).cpu(), getattr(expected, part))
+                   for part in ("anchor", "positive", "negative"))
         for anchor in (0, 5):
             gap = {i: abs(frame[i] - frame[anchor]) for i in range(anchor + 1, anchor + 5)}
             assert all(person[i] != person[anchor] and gap[i] <= 5 for i in (anchor + 1, anchor + 2))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
 from ned_outlier.errors import UserError
@@ -107,16 +108,29 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, colour_faces):
 
 
 def test_caption_clip_trains_with_two_learning_rates_and_reloads(tmp_path, colour_faces):
+    """One AdamW step (the 24 training images in one batch, no weight decay): Adam's first step moves every
+    parameter whose gradient is not zero by its group's learning rate, lr * g / (|g| + eps), so the largest move of
+    the image side is 1e-4 and of the text side 1e-5."""
+    options = {"text_layers": 1, "text_dim": 32, "text_heads": 2, "text_hidden": 64, "input_size": 64}
     config = write_config(tmp_path / "caption.yaml", f"""
-model: {{name: caption-clip-resnet50, options: {{text_layers: 1, text_dim: 32, text_heads: 2, text_hidden: 64}}}}
+model: {{name: caption-clip-resnet50, options: {options}}}
 data: {{train: {{root: {colour_faces / "train"}}}}}
 optim: {{name: adamw, lr: 1.0e-4, text_lr: 1.0e-5}}
-train: {{output_dir: {tmp_path / 'caption'}, epochs: 1, batch_size: 12}}
+train: {{output_dir: {tmp_path / 'caption'}, epochs: 1, batch_size: 24, seed: 0}}
 """)
     result = train(load_training_config(config))
-    assert np.isfinite(result.history[0])
-    reloaded = create_model("caption-clip-resnet50", pretrained=result.model_path)
-    for key, value in load_file(result.model_path).items():
+    assert len(result.history) == 1 and np.isfinite(result.history[0])
+    set_seed(0)  # as train() does before it builds the model: the same initial weights
+    initial = create_model("caption-clip-resnet50", **options)
+    trained = load_file(result.model_path)
+    moves = {"image": [], "text": []}
+    for name, parameter in initial.named_parameters():
+        side = "image" if name.startswith(("image_encoder.", "image_projection.")) else "text"
+        moves[side].append((trained[name] - parameter.detach()).abs().max().item())
+    assert max(moves["image"]) == pytest.approx(1e-4, rel=1e-2)
+    assert max(moves["text"]) == pytest.approx(1e-5, rel=1e-2)
+    reloaded = create_model("caption-clip-resnet50", pretrained=result.model_path, **options)
+    for key, value in trained.items():
         torch.testing.assert_close(reloaded.state_dict()[key], value)
     optimizer = torch.load(tmp_path / "caption" / "checkpoints" / "last" / "optimizer.bin", weights_only=False)
     assert sorted(group["lr"] for group in optimizer["param_groups"]) == [1e-5, 1e-4]

@@ -39,16 +39,38 @@ def saved_params(script, clip, tmp_path_factory):
     return params, out
 
 
+def mean_change(frames_a, frames_b) -> float:
+    """Mean absolute pixel difference of two frame sequences."""
+    return float(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames_a, frames_b)]))
+
+
+def face_and_rest_change(source, edited, params_path) -> tuple[float, float]:
+    """Mean absolute pixel difference inside the box of the face mesh and outside it, over the frames. Re-encoding
+    alone changes both alike (about 1.5 grey levels here), an edit of the face the first one several times more."""
+    from ned_outlier.reconstruction.params import FaceParams
+
+    landmarks = FaceParams.load(params_path).landmarks
+    inside, outside = [], []
+    for a, b, mesh in zip(source, edited, landmarks):
+        difference = np.abs(a.astype(int) - b).mean(axis=2)
+        (x0, y0), (x1, y1) = mesh[:468, :2].min(axis=0).astype(int), mesh[:468, :2].max(axis=0).astype(int)
+        face = np.zeros(difference.shape, bool)
+        face[y0:y1, x0:x1] = True
+        inside.append(difference[face].mean())
+        outside.append(difference[~face].mean())
+    return float(np.mean(inside)), float(np.mean(outside))
+
+
 def test_edit_keeps_frames_fps_size_and_audio(saved_params, clip):
-    _, edited = saved_params
+    params, edited = saved_params
     source_info, edited_info = VideoReader(clip).info, VideoReader(edited).info
     assert (edited_info.width, edited_info.height, edited_info.fps) == (source_info.width, source_info.height,
                                                                        source_info.fps)
     assert edited_info.has_audio
     source_frames, edited_frames = list(VideoReader(clip)), list(VideoReader(edited))
     assert len(edited_frames) == len(source_frames) == 36
-    change = np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(source_frames, edited_frames)])
-    assert change > 0.3  # the face was edited ...
+    face, rest = face_and_rest_change(source_frames, edited_frames, params)
+    assert face > 3 * rest  # the face was edited ...
     corner = np.mean([np.abs(a[:40, :40].astype(int) - b[:40, :40]).mean() for a, b in zip(source_frames, edited_frames)])
     assert corner < 2.0  # ... and the background kept (only re-encoded)
 
@@ -80,7 +102,12 @@ def test_reference_clip_style(script, capfd, clip, saved_params, tmp_path, ffmpe
     out = tmp_path / "styled.mp4"
     code, err = run(script, capfd, clip, "--reference", reference, "--params", params, "--out", out, "--quiet")
     assert code == 0, err
-    assert len(list(VideoReader(out))) == 36
+    styled, source = list(VideoReader(out)), list(VideoReader(clip))
+    assert len(styled) == 36
+    face, rest = face_and_rest_change(source, styled, params)
+    assert face > 2 * rest  # her smile took the crying clip's style ...
+    assert mean_change([a[:40, :40] for a in source], [b[:40, :40] for b in styled]) < 2.0  # ... the background not
+    assert mean_change(list(VideoReader(saved_params[1])), styled) > 1.0  # and it is not the `sad` prototype's edit
 
 
 @pytest.mark.parametrize(
@@ -155,7 +182,9 @@ def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):
     assert len(list(VideoReader(tmp_path / "gris_surprised.mp4"))) == 24
 
 
-def test_a_ned_checkpoint_edits_the_clip(script, capfd, clip, saved_params, tmp_path):
+def test_a_ned_checkpoint_edits_the_clip_by_emotion_and_seed(script, capfd, clip, saved_params, tmp_path):
+    """An untrained NED: each emotion has its own mapping head and the seed draws the latent z, so both change the
+    edit; the same request twice gives the same frames."""
     import torch
 
     from ned_outlier.manipulator.ned.checkpoint import save_ned
@@ -168,14 +197,23 @@ def test_a_ned_checkpoint_edits_the_clip(script, capfd, clip, saved_params, tmp_
     nets = NedNetworks(len(schema.mouth_names) + len(schema.expression_names), 7)
     checkpoint = save_ned(nets, tmp_path / "ned.safetensors", schema,
                           ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised"))
-    out = tmp_path / "ned.mp4"
-    code, err = run(script, capfd, clip, "--emotion", "sad", "--manipulator", "ned", "--checkpoint", checkpoint,
-                    "--params", params, "--out", out, "--quiet")
-    assert code == 0, err
-    frames, source = list(VideoReader(out)), list(VideoReader(clip))
-    assert len(frames) == 36
-    change = np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(source, frames)])
-    assert change > 0.3  # an untrained NED moves the face
+
+    def edit(name, emotion, seed):
+        out = tmp_path / f"{name}.mp4"
+        code, err = run(script, capfd, clip, "--emotion", emotion, "--seed", seed, "--manipulator", "ned",
+                        "--checkpoint", checkpoint, "--params", params, "--out", out, "--quiet")
+        assert code == 0, err
+        return list(VideoReader(out))
+
+    sad, source = edit("sad", "sad", 0), list(VideoReader(clip))
+    assert len(sad) == 36
+    face, rest = face_and_rest_change(source, sad, params)
+    assert face > 2 * rest  # an untrained NED moves the face
+    again = edit("again", "sad", 0)
+    for a, b in zip(sad, again):
+        np.testing.assert_array_equal(a, b)
+    assert mean_change(sad, edit("happy", "happy", 0)) > 0.5  # another emotion, another style
+    assert mean_change(sad, edit("seed1", "sad", 1)) > 0.5  # another z, another style
 
 
 @pytest.fixture(scope="module")

@@ -196,11 +196,11 @@ def train_ned(config: NedTrainingConfig, progress: bool = True) -> NedTrainResul
     output.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(output),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    set_seed(config.train.seed)
     with accelerator.main_process_first():  # one process reconstructs; the others read its cache
         show = progress and accelerator.is_main_process
         windows = load_windows(config.data, config.data.train_actors, show, exclude=config.data.val_actors)
         val = load_windows(config.data, config.data.val_actors, show) if config.data.val_actors else None
+    set_seed(config.train.seed)  # after the data: reconstructing a clip draws random numbers, reading its cache none
     schema = windows.schema
     nets = NedNetworks(windows.codes.shape[2], len(config.data.emotions), config.model)
     objective = NedObjective(nets, windows.mouth_dims, config.loss)
