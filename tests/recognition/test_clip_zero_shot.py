@@ -124,7 +124,7 @@ def test_a_classs_word_changes_its_own_row_only(random_clip):
     ({"num_classes": 5}, "num_classes must be 7 or 8, got 5"),
     ({"templates": ()}, "templates must be a list of prompts"),
     ({"templates": "a photo of a {} face"}, "templates must be a list of prompts"),
-    ({"templates": ("a photo of a face",)}, "template 'a photo of a face' must hold {} (the class's word) exactly once"),
+    ({"templates": ("a photo of a face",)}, "template 'a photo of a face' must hold {} (the class's word) exactly"),
     ({"templates": ("a {} {} face",)}, "must hold {} (the class's word) exactly once"),
     ({"templates": ("a {0} face",)}, "must hold {} (the class's word) exactly once"),
     ({"words": {"joy": "glad"}}, "words for unknown emotion 'joy'"),

@@ -69,10 +69,30 @@ def test_vgg19_perceptual_layers_and_loss():
     assert loss(images, images.clone()).item() == 0
     fake = (images + 0.3 * torch.randn_like(images)).requires_grad_()
     value = loss(fake, images)
-    assert value > 0
     value.backward()
     assert fake.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in loss.parameters())
+    # pix2pixHD's VGGLoss on torchvision's own layers: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 are the outputs
+    # of layers 1, 6, 11, 20 and 29, weighted 1/32, 1/16, 1/8, 1/4, 1, on ImageNet-normalised [0, 1] images
+    layers = make_layers(cfgs["E"])[:30]
+    layers.load_state_dict(loss_layers(loss))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = 0.0
+    with torch.no_grad():
+        for end, weight in zip((2, 7, 12, 21, 30), (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)):
+            a, b = (layers[:end](((x + 1) / 2 - mean) / std) for x in (fake, images))
+            expected += weight * (a - b).abs().mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    unnormalised = VGG19Perceptual(features=vgg19_features(), imagenet_normalize=False)
+    unnormalised.load_state_dict(loss.state_dict())
+    assert unnormalised(fake, images).item() != pytest.approx(expected.item(), rel=1e-3)  # the mapping matters
+
+
+def loss_layers(loss: VGG19Perceptual) -> dict:
+    """The VGG weights of `loss` under torchvision's names (features.<index>): its slices laid end to end."""
+    return {f"{index}.{name}": value for index, layer in enumerate(m for block in loss.slices for m in block)
+            for name, value in layer.state_dict().items()}
 
 
 def test_vgg19_perceptual_reads_a_torchvision_state_dict(tmp_path):
