@@ -32,7 +32,8 @@ import numpy as np
 
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
-from ned_outlier.data.ned_windows import build_windows, clip_codes, read_lambda_table, reconstruct_clips
+from ned_outlier.data.ned_windows import (SCORES_SUMMARY, build_windows, clip_codes, read_lambda_table,
+                                          reconstruct_clips)
 from ned_outlier.data.synthmead import read_truth
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
@@ -249,8 +250,8 @@ def uniform_table(lambdas: str, folder: Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows([{**row, "lambda": f"{mean:.6f}"} for row in rows])
-    summary = json.loads(source.with_name("scores.json").read_text(encoding="utf-8"))
-    with atomic_output(folder / "scores.json") as temp:
+    summary = json.loads(source.with_name(SCORES_SUMMARY).read_text(encoding="utf-8"))
+    with atomic_output(folder / SCORES_SUMMARY) as temp:
         temp.write_text(json.dumps(summary | {"uniform_lambda": mean}, indent=1) + "\n")
     return path
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ned_outlier.errors import UserError
 from ned_outlier.face.finder import FaceFinder, cut, lip_opening, mesh_box
 from ned_outlier.io.atomic import atomic_output
-from ned_outlier.io.image import IMAGE_SUFFIXES
+from ned_outlier.io.image import is_image
 from ned_outlier.io.video import VideoReader
 from ned_outlier.labels import EMOTIONS, normalise_emotion
 from recognition.data.readers import Sample, read_folders
@@ -147,10 +147,6 @@ def evaluate_images(path: str | Path, samples: Sequence[Sample], classifier, fac
             _measure(records[-1], image, landmarks, batches)
     batches.flush()
     return Evaluation(Path(path), records, len(records))
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def image_samples(path: Path, labels: dict[Path, str]) -> list[Sample]:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ned_outlier.config import load_config
 from ned_outlier.data.mead import MeadClip, MeadSelection, window_starts
+from ned_outlier.data.ned_windows import SCORES_SUMMARY
 from ned_outlier.errors import NoFaceError, UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.manipulator.ned.losses import OUTLIER_THRESHOLD, outlier_weight
@@ -163,7 +164,7 @@ def write_scores(scores: list[ClipScore], root: Path, out: Path, config: Scoring
                                    "lambda", *(f"p_{label}" for label in labels)], clip_rows)
     _write_csv(out / "windows.csv", ["path", "emotion", "start", "probability", "lambda"], window_rows)
     summary = _summary(clip_rows, window_rows, config, scorer, labels)
-    with atomic_output(out / "scores.json") as temp:
+    with atomic_output(out / SCORES_SUMMARY) as temp:
         temp.write_text(json.dumps(summary, indent=1, default=str) + "\n")
     for label in sorted({row[1] for row in window_rows}):
         plot_histogram([row[3] for row in window_rows if row[1] == label], label, config.threshold, scorer,

@@ -85,11 +85,12 @@ def sort_checkpoints(args) -> dict[str, Path]:
     """--checkpoint files by role, "manipulator" and/or "renderer", from their own metadata; UserError when one is
     missing for the chosen --manipulator / --renderer or is given without them."""
     found: dict[str, Path] = {}
-    for path in args.checkpoint:
-        from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT  # torch: only when needed
+    if args.checkpoint:  # reading a checkpoint's format loads torch: only when one is given
+        from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT
         from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT, checkpoint_format
 
         roles = {MANIPULATOR_FORMAT: "manipulator", RENDERER_FORMAT: "renderer"}
+    for path in args.checkpoint:
         kind = checkpoint_format(path)
         if kind not in roles:
             hint = ""

@@ -53,7 +53,7 @@ def parse_args(argv):
 
 def check_args(args) -> None:
     """UserError for option values that cannot work, before any model is loaded."""
-    from recognition.evaluate import is_image
+    from ned_outlier.io.image import is_image
 
     if args.frame_step < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UserError("--frame-step and --max-frames must be at least 1")

@@ -66,15 +66,15 @@ def parse_args(argv):
 def list_images(inputs: list[Path]) -> list[Path]:
     """The image files among `inputs`, folders searched recursively, sorted; UserError for a missing input or none."""
     from ned_outlier.errors import UserError
-    from recognition.data.readers import IMAGE_SUFFIXES
+    from ned_outlier.io.image import IMAGE_SUFFIXES, is_image
 
     images = []
     for path in inputs:
         if path.is_dir():
-            images += [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            images += [p for p in path.rglob("*") if is_image(p) and p.is_file()]
         elif not path.is_file():
             raise UserError(f"no such file or folder: {path}")
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
+        elif is_image(path):
             images.append(path)
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, inputs))}")

@@ -23,7 +23,7 @@ from ned_outlier.config import replace_fields
 from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, warp_to_crop
 from ned_outlier.face.detector import FaceDetector
-from ned_outlier.io.image import IMAGE_SUFFIXES, write_image
+from ned_outlier.io.image import is_image, write_image
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
@@ -111,7 +111,7 @@ def load_photos(source: SourceConfig) -> list[np.ndarray]:
 
 
 def is_photo(source: SourceConfig) -> bool:
-    return source.media.startswith("skimage:") or media_path(source.media).suffix.lower() in IMAGE_SUFFIXES
+    return source.media.startswith("skimage:") or is_image(media_path(source.media))
 
 
 def upscale(image: np.ndarray, min_side: int) -> np.ndarray:

@@ -29,6 +29,8 @@ from ned_outlier.reconstruction.params import FaceParams, ParamSchema
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
 LOG = logging.getLogger(__name__)
+SCORES_SUMMARY = "scores.json"
+"""The summary scripts/score_outliers.py writes beside windows.csv (it records the window length and hop)."""
 
 
 def clip_codes(params: FaceParams) -> np.ndarray:
@@ -79,7 +81,7 @@ def read_lambda_table(path: str | Path) -> LambdaTable:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"lambda table not found: {path} (make it with scripts/score_outliers.py)")
-    summary_path = path.with_name("scores.json")
+    summary_path = path.with_name(SCORES_SUMMARY)
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         window, hop = int(summary["window"]), int(summary["hop"])

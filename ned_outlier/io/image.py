@@ -13,6 +13,11 @@ from ned_outlier.io.atomic import atomic_output
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
+def is_image(path: Path) -> bool:
+    """Whether `path` names an image file by its suffix (IMAGE_SUFFIXES, any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def write_image(path: str | Path, rgb: np.ndarray) -> Path:
     """RGB uint8 image (H, W, 3) to `path` (format from its suffix: .png, .jpg), parent folders made, atomically."""
     path = Path(path)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ned_outlier.errors import UserError
-from ned_outlier.io.image import IMAGE_SUFFIXES
+from ned_outlier.io.image import is_image
 from recognition.labels import AFFECTNET_ORDER, FER2013_LABELS, RAFDB_ORDER, normalise_emotion
 
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
@@ -117,7 +117,7 @@ def read_folders(root: Path, split: str = "") -> list[Sample]:
     samples = []
     for folder in sorted(p for p in _require(root, "dataset folder").iterdir() if p.is_dir()):
         label = normalise_emotion(folder.name)
-        samples += [Sample(label, split, path=p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        samples += [Sample(label, split, path=p) for p in sorted(folder.iterdir()) if is_image(p)]
     if not samples:
         raise UserError(f"no images under {root}/<emotion>/")
     return samples
