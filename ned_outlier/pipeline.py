@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 from tqdm import tqdm
 
 from ned_outlier.config import load_config, repo_path
@@ -19,14 +19,18 @@ from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import ensure_not_input
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator, TargetCodes
+from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
 from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
-from ned_outlier.renderer.warp import max_safe_fraction, warp_face
+from ned_outlier.reconstruction.topology import inner_lip_opening
+from ned_outlier.renderer.mesh import N_FACE_VERTICES
+from ned_outlier.renderer.warp import local_move_scales, warp_face
 
 DEFAULT_EDIT_CONFIG = "configs/edit/default.yaml"  # found by ned_outlier.config.repo_path
+FOLD_LIMITED = 0.95  # a frame counts as fold-limited when part of its change was scaled below this factor
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,21 @@ def code_changes(params: FaceParams, target: TargetCodes, au_names: tuple[str, .
     return delta
 
 
+def smooth_limits(limits: np.ndarray, face_found: np.ndarray, sigma: float) -> np.ndarray:
+    """(T, V) per-frame factors in [0, 1] -> the same smoothed over time within each run of face frames, never above
+    the frame's own factor: a minimum over +-ceil(2 sigma) frames, then a Gaussian of `sigma` truncated at 2 sigma
+    (each output is a weighted mean of minima whose windows all contain the frame itself). So a limit that switches
+    on for one frame ramps in over a few frames instead of popping. sigma 0: unchanged."""
+    if sigma <= 0:
+        return limits
+    radius = int(np.ceil(2 * sigma))
+    result = limits.copy()
+    for segment in true_runs(face_found):
+        lowest = minimum_filter1d(limits[segment], 2 * radius + 1, axis=0, mode="nearest")
+        result[segment] = gaussian_filter1d(lowest, sigma, axis=0, mode="nearest", truncate=radius / sigma)
+    return np.minimum(result, limits)
+
+
 def target_codes(config: EditConfig, params: FaceParams, emotion: str | None, reference: FaceParams | None,
                  intensity: float, mouth: str) -> TargetCodes:
     """The manipulator's target codes for an emotion name or a reference clip's reconstruction (exactly one)."""
@@ -89,8 +108,9 @@ class FrameEditor:
     def __init__(self, params: FaceParams, target: TargetCodes, config: EditConfig, neural=None):
         self.params = params
         self.model, _ = mediapipe_au_model()
-        self.geometry = EditGeometry(self.model, params.schema.mouth_names, config.edit_basis)
+        self.geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
         self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
+        self.limits = self._move_limits(config.temporal_sigma)
         self.mouths = MouthSynthesiser(self.model, config.mouth)
         retrieve = config.mouth.enabled and neural is None  # the neural renderer synthesises the mouth itself
         self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if retrieve else None
@@ -102,6 +122,23 @@ class FrameEditor:
             self.neural = NeuralFaceRenderer(neural)
         self.patches: dict = {}
         self.fold_limited = self.from_donor = 0
+
+    def _moves(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame `index`'s source mesh (V, 3) and its full displacement toward the target (V, 3), frame pixels."""
+        params = self.params
+        source = params.landmarks[index].astype(np.float64)
+        gap = float(inner_lip_opening(source)) / params.scale[index]  # model units
+        return source, self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index],
+                                                  source_gap=gap)
+
+    def _move_limits(self, sigma: float) -> np.ndarray:
+        """(T, 468) per-vertex factors of each frame's displacement: where the full move would fold the mesh, the
+        moves around the fold are scaled down (`local_move_scales`), smoothed in time (`smooth_limits`)."""
+        limits = np.ones((self.params.num_frames, N_FACE_VERTICES), dtype=np.float32)
+        for index in np.flatnonzero(self.params.face_found):
+            source, move = self._moves(index)
+            limits[index] = local_move_scales(source[:, :2], source[:, :2] + move[:, :2])
+        return smooth_limits(limits, self.params.face_found, sigma)
 
     def prepare(self, reader: VideoReader, frames: set[int] | None = None, progress: bool = False) -> None:
         """Cut the donor mouths needed by `frames` (default: every frame)."""
@@ -120,13 +157,12 @@ class FrameEditor:
             if self.neural is not None:
                 self.neural.reset()
             return frame
-        source = params.landmarks[index].astype(np.float64)
-        move = self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index])
-        fraction = max_safe_fraction(source[:, :2], source[:, :2] + move[:, :2])
-        self.fold_limited += fraction < 1.0
+        source, move = self._moves(index)
+        move[:N_FACE_VERTICES] *= self.limits[index, :, None]
+        self.fold_limited += bool(self.limits[index].min() < FOLD_LIMITED)
         if self.neural is not None:
-            return self.neural.render(frame, source + fraction * move, params.crop_matrix[index])
-        target_points = source[:, :2] + fraction * move[:, :2]
+            return self.neural.render(frame, source + move, params.crop_matrix[index])
+        target_points = source[:, :2] + move[:, :2]
         result = warp_face(frame, source[:, :2], target_points)
         if self.donors is not None and self.donors[index] >= 0:
             result = self.mouths.paste(result, target_points, self.patches[self.donors[index]])

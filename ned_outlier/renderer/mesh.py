@@ -16,28 +16,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from ned_outlier.reconstruction.topology import EYE_CONTOURS, INNER_LIP_RING, face_triangles
+from ned_outlier.reconstruction.topology import EYE_CONTOURS, INNER_LIP_RING, face_oval, face_triangles
 
 N_FACE_VERTICES = 468
 # Scale of each anchor ring about the oval's centre: motion fades out up to the first, the rest is a still margin.
 ANCHOR_SCALES = (1.3, 1.4)
-
-
-@lru_cache(maxsize=1)
-def face_oval() -> np.ndarray:
-    """(36,) vertex ids of the tessellation's boundary loop, ordered so that each (oval[k], oval[k + 1]) is an edge
-    traversed in that direction by its triangle (the tessellation is consistently wound)."""
-    triangles = face_triangles()
-    directed = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    inner = set(map(tuple, directed.tolist()))
-    following = {a: b for a, b in directed.tolist() if (b, a) not in inner}
-    start = min(following)
-    loop = [start]
-    while following[loop[-1]] != start:
-        loop.append(following[loop[-1]])
-    if len(loop) != len(following):
-        raise ValueError(f"the tessellation's boundary is not one loop ({len(following)} edges, loop of {len(loop)})")
-    return np.array(loop, dtype=np.int64)
 
 
 def strip_triangles(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:

@@ -2,13 +2,15 @@
 
 Triangles are fixed in SOURCE space (the tessellation plus a skirt of fixed anchors, `renderer.mesh`); the target is
 never re-triangulated. Backward mapping: every output pixel inside a target triangle takes the colour at the source
-position given by that triangle's affine map (target -> source), sampled bilinearly by one `cv2.remap`.
+position given by that triangle's affine map (target -> source), sampled by one `cv2.remap` (Lanczos-4).
 
 Coordinates are in pixels, x right, y down, pixel centres at integer coordinates (as in OpenCV). A region of
 interest (ROI) is a box (x0, y0, x1, y1) of pixels x0 <= x < x1, y0 <= y < y1.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -22,6 +24,10 @@ FOLD_TOLERANCE = 4.0
 # ignores the direction it has (almost) no extent in instead of blowing up across it.
 DEGENERATE_RCOND = 1e-3
 SUBPIXEL_BITS = 4  # fractional bits of the vertex coordinates handed to the rasteriser
+# Resampling of the warp. Measured (sharpness = mean |Laplacian| inside the face, edited / source, before encoding,
+# edits to sad): bilinear 0.81 (webcam) / 0.75 (Pexels), bicubic 0.96 / 0.93, Lanczos-4 0.99 / 0.98; Lanczos costs
+# about 10 ms per 300 x 300 region on 2 cores, paid only where the mesh moves (`moving_roi`).
+INTERPOLATION = cv2.INTER_LANCZOS4
 
 
 def signed_areas(triangles: np.ndarray) -> np.ndarray:
@@ -131,7 +137,8 @@ def warp_triangles(
 
     Returns the warped ROI (y1 - y0, x1 - x0, C) of image's dtype and its coverage (y1 - y0, x1 - x0) bool: True
     where a destination triangle covers the pixel. Uncovered pixels hold the image's own pixel at the same
-    coordinates (BORDER_REPLICATE beyond its edge). Bilinear sampling.
+    coordinates (BORDER_REPLICATE beyond its edge). Sampled with INTERPOLATION (exact where the map is the
+    identity: Lanczos weights vanish at the other integers).
     """
     x0, y0, x1, y1 = roi
     src_tri = np.asarray(src_points, dtype=np.float64)[triangles]
@@ -140,7 +147,7 @@ def warp_triangles(
     affines = np.concatenate([triangle_affines(dst_tri, src_tri), identity])  # (T + 1, 2, 3), last for "none"
     ids = rasterise_ids(dst_tri - [x0, y0], draw_order(src_tri, dst_tri), (y1 - y0, x1 - x0))
     map_x, map_y = backward_maps(affines, ids, (x0, y0))
-    warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.remap(image, map_x, map_y, INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
     return warped.reshape(y1 - y0, x1 - x0, *image.shape[2:]), ids < len(triangles)
 
 
@@ -150,6 +157,17 @@ def face_roi(points: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int,
     low = np.maximum(np.floor(points.min(axis=0)).astype(int), 0)
     high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 1, [shape[1], shape[0]])
     return int(low[0]), int(low[1]), int(high[0]), int(high[1])
+
+
+def moving_roi(src_points: np.ndarray, dst_points: np.ndarray, triangles: np.ndarray,
+               shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """`face_roi` of the vertices (source and target positions) of every triangle (T, 3) with a vertex that moves by
+    more than 1/1000 pixel: outside it every triangle maps by the identity. Empty when nothing moves."""
+    moves = np.abs(dst_points - src_points).max(axis=1) > 1e-3
+    touched = np.unique(triangles[moves[triangles].any(axis=1)])
+    if len(touched) == 0:
+        return 0, 0, 0, 0
+    return face_roi(np.concatenate([src_points[touched], dst_points[touched]]), shape)
 
 
 def _checked(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,8 +186,55 @@ def max_safe_fraction(source: np.ndarray, target: np.ndarray) -> float:
     tessellation or of its anchor skirt, the eye and mouth slits excepted (`slit_triangles`); source, target
     (478, 2) frame pixels (468+ rows, x, y used)."""
     src_points, dst_points = skirted_points(*_checked(source, target))
-    guarded = skirted_triangles()[~slit_triangles()]
+    guarded, _ = _guarded_mesh()
     return safe_fraction(src_points[guarded], dst_points[guarded])
+
+
+# Local fold limiting: each round scales the moves of the vertices of folded triangles by LOCAL_SHRINK and lets the
+# reduction spread to mesh neighbours (one smoothing step that only lowers), so a fold at a lid corner lowers the
+# edit around that corner instead of the whole face.
+LOCAL_SHRINK = 0.7
+LOCAL_ROUNDS = 12
+
+
+def _neighbour_mean(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(V,) values -> (V,) mean over each vertex's mesh neighbours (`edges` (E, 2)); isolated vertices keep theirs."""
+    total = np.bincount(edges[:, 0], values[edges[:, 1]], len(values)) + np.bincount(
+        edges[:, 1], values[edges[:, 0]], len(values))
+    degree = np.bincount(edges.ravel(), minlength=len(values))
+    return np.where(degree > 0, total / np.maximum(degree, 1), values)
+
+
+def local_move_scales(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(468,) factors in [0, 1] for the moves of the face mesh's vertices from source to target ((>= 468, 2+)
+    frame pixels) such that source + factors * (target - source) folds no guarded triangle (as in
+    `max_safe_fraction`). Scales only where triangles fold, spreading smoothly to their neighbourhood
+    (LOCAL_SHRINK per round, LOCAL_ROUNDS rounds); if folds remain after that, every factor is multiplied by the
+    largest safe global fraction."""
+    source, target = _checked(source, target)
+    triangles, edges = _guarded_mesh()
+    src_points, dst_points = skirted_points(source, target)
+    move = dst_points - src_points
+    scales = np.ones(len(src_points))
+    anchors = slice(N_FACE_VERTICES, None)  # the skirt's anchors never move
+    for _ in range(LOCAL_ROUNDS):
+        bad = folded(src_points[triangles], (src_points + scales[:, None] * move)[triangles])
+        if not bad.any():
+            break
+        scales[np.unique(triangles[bad])] *= LOCAL_SHRINK
+        scales = np.minimum(scales, _neighbour_mean(scales, edges))
+        scales[anchors] = 1.0
+    scaled = src_points + scales[:, None] * move
+    scales *= safe_fraction(src_points[triangles], scaled[triangles])
+    return scales[:N_FACE_VERTICES]
+
+
+@lru_cache(maxsize=1)
+def _guarded_mesh() -> tuple[np.ndarray, np.ndarray]:
+    """The triangles the fold guard checks (skirted mesh, slits excepted) and their unique edges (E, 2)."""
+    triangles = skirted_triangles()[~slit_triangles()]
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    return triangles, np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def warp_face(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -185,7 +250,7 @@ def warp_face(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.n
     src_points, dst_points = skirted_points(source, target)
     triangles = skirted_triangles()
     dst_points = src_points + max_safe_fraction(source, target) * (dst_points - src_points)
-    x0, y0, x1, y1 = roi = face_roi(src_points, frame.shape)
+    x0, y0, x1, y1 = roi = moving_roi(src_points, dst_points, triangles, frame.shape)
     result = frame.copy()
     if x0 < x1 and y0 < y1:
         result[y0:y1, x0:x1] = warp_triangles(frame, src_points, dst_points, triangles, roi)[0]

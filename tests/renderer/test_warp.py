@@ -8,8 +8,10 @@ import pytest
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, face_triangles
 from ned_outlier.renderer.mesh import ANCHOR_SCALES, anchor_rings, face_oval, skirted_points, skirted_triangles
+from ned_outlier.renderer import warp
 from ned_outlier.renderer.warp import (
     folded,
+    local_move_scales,
     max_safe_fraction,
     signed_areas,
     triangle_affines,
@@ -126,10 +128,11 @@ def test_translation_moves_the_face_interior_and_nothing_outside_the_ring(synthe
     assert not np.array_equal(out[~outside], image[~outside])
 
 
-def test_smooth_warp_has_no_holes_and_no_tears(synthetic_face):
+def test_smooth_warp_has_no_holes_and_no_tears(synthetic_face, monkeypatch):
     """A smooth field of up to 5 px: every pixel inside the outer ring is covered, a checkerboard keeps its two
-    grey levels' range (no black from holes), and the source positions change smoothly between neighbours, across
-    triangle edges included."""
+    grey levels' range (no black from holes; bilinear here, as Lanczos rings past the range at the squares' edges),
+    and the source positions change smoothly between neighbours, across triangle edges included."""
+    monkeypatch.setattr(warp, "INTERPOLATION", cv2.INTER_LINEAR)
     _, points = synthetic_face
     centre = points[:468].mean(axis=0)
     field = 5.0 * np.stack([np.sin((points[:, 1] - centre[1]) / 25.0), np.cos((points[:, 0] - centre[0]) / 30.0)], 1)
@@ -167,6 +170,21 @@ def test_fold_guard_scales_the_move_down_until_nothing_folds(synthetic_face):
     np.testing.assert_array_equal(
         warp_face(image, points, target), warp_face(image, points, points + fraction * (target - points))
     )
+
+
+def test_local_fold_limit_lowers_the_move_only_around_the_fold(synthetic_face):
+    """A fold at the nose tip scales the nose's move down and leaves a forehead move whole; nothing folds after."""
+    _, points = synthetic_face
+    target = points.copy()
+    target[4] += [45.0, 0.0]  # the nose tip pushed through the cheek
+    target[10] += [0.0, -3.0]  # the top of the forehead raised a little, far from the fold
+    scales = local_move_scales(points, target)
+    assert scales[4] < 0.7
+    assert scales[10] == 1.0
+    moved = points.copy()
+    moved[:468] += scales[:, None] * (target[:468] - points[:468])
+    assert max_safe_fraction(points, moved) == 1.0
+    np.testing.assert_array_equal(local_move_scales(points, points + 0.5), 1.0)  # a fold-free move is kept whole
 
 
 def test_fold_guard_lets_triangles_folded_in_the_source_unfold(synthetic_face):
