@@ -25,7 +25,7 @@ from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_m
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
-from ned_outlier.reconstruction.topology import inner_lip_opening
+from ned_outlier.reconstruction.topology import OUTER_LIPS, inner_lip_opening
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.warp import local_move_scales, warp_face
 
@@ -110,10 +110,13 @@ class FrameEditor:
         self.model, _ = mediapipe_au_model()
         self.geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
         self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
+        self.source_gaps = inner_lip_opening(params.landmarks.astype(np.float64)) / params.scale  # (T,) model units
         self.limits = self._move_limits(config.temporal_sigma)
         self.mouths = MouthSynthesiser(self.model, config.mouth)
         retrieve = config.mouth.enabled and neural is None  # the neural renderer synthesises the mouth itself
-        self.donors = plan_mouths(params, self.delta, self.model, config.mouth) if retrieve else None
+        self.donors = None
+        if retrieve:
+            self.donors = plan_mouths(params, self.delta, self.model, self.geometry, self.source_gaps, config.mouth)
         self.neural = None
         self._previous_index = -2
         if neural is not None:
@@ -127,9 +130,8 @@ class FrameEditor:
         """Frame `index`'s source mesh (V, 3) and its full displacement toward the target (V, 3), frame pixels."""
         params = self.params
         source = params.landmarks[index].astype(np.float64)
-        gap = float(inner_lip_opening(source)) / params.scale[index]  # model units
         return source, self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index],
-                                                  source_gap=gap)
+                                                  source_gap=self.source_gaps[index])
 
     def _move_limits(self, sigma: float) -> np.ndarray:
         """(T, 468) per-vertex factors of each frame's displacement: where the full move would fold the mesh, the
@@ -224,8 +226,13 @@ def edit_video(
                       Path(preview) if preview else None)
 
 
-def plan_mouths(params: FaceParams, delta: np.ndarray, model, config: MouthConfig) -> np.ndarray:
+def plan_mouths(params: FaceParams, delta: np.ndarray, model, geometry: EditGeometry, source_gaps: np.ndarray,
+                config: MouthConfig) -> np.ndarray:
     """Donor frame per frame (T,), -1 for none: the source frames' own mouths against the target mouth states.
+
+    A frame's own state is its codes under the fit's `model`; its target adds the lips' part of the displacement
+    the edit moves the mesh by (`geometry.model_displacement` of the code change `delta` (T, 20), with the frame's
+    lip gap `source_gaps` (T,)), so a grin edited to sad looks for a donor with closed lips.
 
     Frames with a hand over the mouth are neither donors nor given a donor's mouth; nor are frames fitted badly
     (fit error above `max_fit_error_ratio` times the video's median), whose mesh may not follow the lips.
@@ -236,7 +243,10 @@ def plan_mouths(params: FaceParams, delta: np.ndarray, model, config: MouthConfi
     well_fitted = np.nan_to_num(params.fit_error, nan=np.inf) <= config.max_fit_error_ratio * np.nanmedian(
         params.fit_error
     )
-    target_states, own_states = lip_states(model, source_aus + delta), lip_states(model, source_aus)
+    own_states = lip_states(model.basis, source_aus)
+    lips = list(OUTER_LIPS)
+    moves = np.stack([geometry.model_displacement(d, g)[lips] for d, g in zip(delta, np.nan_to_num(source_gaps))])
+    target_states = own_states + moves.reshape(len(delta), -1) / np.sqrt(len(lips))
     own_distance = np.linalg.norm(target_states - own_states, axis=1)
     donors, _ = choose_donors(target_states, own_states, pose, pose, clear, clear & well_fitted, config, own_distance)
     return donors

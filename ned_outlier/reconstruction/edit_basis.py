@@ -17,7 +17,7 @@ each basis vector:
    `hold_lip_gap` (0-1) cancels that fraction of each expression AU's gap change with the jaw drop confined to the
    lips (`lip_weights`; the fit's own re-parameterisation, `AUMeshModel.holding_lip_gap`, cancels all of it with
    the whole jaw drop, which moves the chin). A change that would close the lips further than they are open is
-   held where they meet (`EditGeometry.displacement`);
+   held where they meet, and expression AUs do not part the lips unless `open_lips` (`EditGeometry.model_displacement`);
 4. fade every AU's displacement but the jaw's (`jaw_name`, AU26: an opening jaw does move the chin) to zero at the
    face outline (`border_weights`): the outline borders the background, and moving it drags hair, ears and wall
    with the face (a cheek "ballooning" outward when a smile is removed). The lips lie far inside the fading band.
@@ -44,7 +44,8 @@ class EditBasisConfig:
     fraction of the face width (0 = no fade); jaw_name: the AU exempt from it. lip_reach: how far beyond the lips
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
     lip-gap change cancelled (1: expression AUs never part or close the lips). min_lip_gap: model units the lips
-    stay apart at most closed by an edit (when the source's were further apart)."""
+    stay apart at most closed by an edit (when the source's were further apart). open_lips: let expression AUs
+    part the lips too (off: only the jaw opens them)."""
 
     smoothing_iterations: int = 3
     smoothing_rate: float = 0.5
@@ -53,6 +54,7 @@ class EditBasisConfig:
     lip_reach: float = 0.12
     hold_lip_gap: float = 0.0
     min_lip_gap: float = 0.5
+    open_lips: bool = False
 
 
 def similarity_tangent(points: np.ndarray) -> np.ndarray:
@@ -152,18 +154,30 @@ class EditGeometry:
         self.au_names = model.au_names
         self.basis = np.where(exempt, cleaned, cleaned * fade)  # (20, V, 3) model space
         self.opens = np.tensordot(self.basis, gap, axes=([1, 2], [0, 1]))  # (20,)
+        self.expression = expression  # (20,) bool: the AUs outside mouth_names
         self.min_lip_gap = config.min_lip_gap
+        self.open_lips = config.open_lips
+
+    def model_displacement(self, delta_aus: np.ndarray, source_gap: float | None = None) -> np.ndarray:
+        """delta_aus (20,) -> (V, 3) model-space displacement.
+
+        Unless `open_lips`, the part of the lip parting that expression AUs add is cancelled (a warp cannot draw
+        the inside of a mouth it opens: closed lips stretched apart show a red smear); closing is kept. With
+        source_gap (the frame's inner-lip opening, model units), a change that would close the lips by more than
+        they are open (less `min_lip_gap`) is held where they meet, instead of crossing."""
+        model_space = np.tensordot(delta_aus, self.basis, axes=([0], [0]))
+        opening = float(delta_aus[self.expression] @ self.opens[self.expression])
+        correction = 0.0
+        if opening > 0 and not self.open_lips:
+            correction -= opening
+        if source_gap is not None:
+            closing_room = max(source_gap - self.min_lip_gap, 0.0)
+            change = float(delta_aus @ self.opens) + correction
+            correction += max(-closing_room - change, 0.0)
+        return model_space + correction * self.lip_opener
 
     def displacement(self, delta_aus: np.ndarray, rotation: np.ndarray, scale: float,
                      source_gap: float | None = None) -> np.ndarray:
-        """delta_aus (20,), R_head (3, 3), scale -> (V, 3) displacement in frame pixels (x right, y down).
-
-        source_gap: the frame's inner-lip opening in model units; given, a change that would close the lips by more
-        than they are open (less `min_lip_gap`) is held there, so the lips meet instead of crossing."""
-        model_space = np.tensordot(delta_aus, self.basis, axes=([0], [0]))
-        if source_gap is not None:
-            closing_room = max(source_gap - self.min_lip_gap, 0.0)
-            change = float(delta_aus @ self.opens)
-            if change < -closing_room:
-                model_space = model_space + (-closing_room - change) * self.lip_opener
-        return scale * model_space @ (FLIP @ rotation).T
+        """delta_aus (20,), R_head (3, 3), scale -> (V, 3) displacement in frame pixels (x right, y down), of
+        `model_displacement`."""
+        return scale * self.model_displacement(delta_aus, source_gap) @ (FLIP @ rotation).T

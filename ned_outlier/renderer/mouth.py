@@ -59,11 +59,12 @@ def mouth_region(model: AUMeshModel) -> np.ndarray:
     return np.flatnonzero(inside <= 1.0)
 
 
-def lip_states(model: AUMeshModel, aus: np.ndarray) -> np.ndarray:
-    """(T, 20) AUs -> (T, L * 3) lip-contour displacements in model space divided by sqrt(L), so that Euclidean
-    distances between states are RMS lip-vertex distances in model units."""
+def lip_states(basis: np.ndarray, aus: np.ndarray) -> np.ndarray:
+    """(T, 20) AUs (or AU changes) under a displacement basis (20, V, 3) -> (T, L * 3) lip-contour displacements in
+    model space divided by sqrt(L), so that Euclidean distances between states are RMS lip-vertex distances in
+    model units."""
     lips = list(OUTER_LIPS)
-    displacement = np.tensordot(aus, model.basis[:, lips], axes=([1], [0]))  # (T, L, 3)
+    displacement = np.tensordot(aus, basis[:, lips], axes=([1], [0]))  # (T, L, 3)
     return displacement.reshape(len(aus), -1) / np.sqrt(len(lips))
 
 

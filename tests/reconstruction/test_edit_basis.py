@@ -75,7 +75,7 @@ def test_a_closing_change_stops_where_the_lips_meet():
     assert closing > 2.0
     gap = lip_gap_weights()
     for source_gap, expected in [(closing + 3.0, -closing), (1.5, -(1.5 - geometry.min_lip_gap))]:
-        move = geometry.displacement(delta, np.eye(3), 1.0, source_gap=source_gap) @ FLIP  # back to model space (FLIP is its own inverse)
+        move = geometry.displacement(delta, np.eye(3), 1.0, source_gap=source_gap) @ FLIP  # FLIP undoes FLIP
         assert np.sum(move * gap) == pytest.approx(expected)
 
 
@@ -88,3 +88,19 @@ def test_displacement_is_in_frame_pixels_under_the_pose():
     np.testing.assert_allclose(frontal, 2.0 * geometry.basis[model.au_names.index("AU12")] @ FLIP.T)
     corner = 61  # the mouth corner rises in the image for a smile: y goes down the image, so dy < 0
     assert frontal[corner, 1] < -1.0
+
+
+def test_expression_aus_part_the_lips_only_when_allowed_and_the_jaw_always_does():
+    model = load_au_model()
+    delta = np.zeros(20)
+    delta[model.au_names.index("AU06")] = 1.0  # a cheek raise parts the lips in the raw model
+    gap = lip_gap_weights()
+    opening = lambda geometry, d: float(np.sum(geometry.model_displacement(d) * gap))  # noqa: E731
+    closed = EditGeometry(model, MOUTH_AUS)
+    free = EditGeometry(model, MOUTH_AUS, EditBasisConfig(open_lips=True))
+    assert opening(closed, delta) == pytest.approx(0.0, abs=1e-9)
+    assert opening(free, delta) == pytest.approx(float(delta @ free.opens)) and opening(free, delta) > 1.0
+    assert opening(closed, -delta) == pytest.approx(-float(delta @ closed.opens))  # closing is kept
+    jaw = np.zeros(20)
+    jaw[model.au_names.index("AU26")] = 1.0
+    assert opening(closed, jaw) > 5.0
