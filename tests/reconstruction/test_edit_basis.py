@@ -66,7 +66,7 @@ def test_border_weights_rise_from_the_outline_to_one_a_band_inside():
     assert weights[0] == 1.0
 
 
-def test_a_closing_change_stops_where_the_lips_meet():
+def test_a_closing_change_closes_at_most_its_share_of_the_source_opening():
     model = load_au_model()
     geometry = EditGeometry(model, MOUTH_AUS)
     delta = np.zeros(20)
@@ -74,7 +74,9 @@ def test_a_closing_change_stops_where_the_lips_meet():
     closing = -float(delta @ geometry.opens)
     assert closing > 2.0
     gap = lip_gap_weights()
-    for source_gap, expected in [(closing + 3.0, -closing), (1.5, -(1.5 - geometry.min_lip_gap))]:
+    wide = 2 * closing / geometry.max_lip_closing  # room enough: the whole closing
+    narrow = 0.5 * closing / geometry.max_lip_closing  # room for half of it
+    for source_gap, expected in [(wide, -closing), (narrow, -0.5 * closing)]:
         move = geometry.displacement(delta, np.eye(3), 1.0, source_gap=source_gap) @ FLIP  # FLIP undoes FLIP
         assert np.sum(move * gap) == pytest.approx(expected)
 
