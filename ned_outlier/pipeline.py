@@ -25,6 +25,7 @@ from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_m
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
+from ned_outlier.renderer.occlusion import OcclusionConfig, face_width, hand_mask, present_hands, vertex_weights
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.warp import local_move_scales, warp_face
@@ -41,6 +42,7 @@ class EditConfig:
     facs: FacsConfig = field(default_factory=FacsConfig)
     edit_basis: EditBasisConfig = field(default_factory=EditBasisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     temporal_sigma: float = 2.0
 
 
@@ -112,6 +114,7 @@ class FrameEditor:
         self.geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
         self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
         self.source_gaps = inner_lip_opening(params.landmarks.astype(np.float64)) / params.scale  # (T,) model units
+        self.occlusion = config.occlusion
         self.limits = self._move_limits(config.temporal_sigma)
         self.mouths = MouthSynthesiser(self.model, config.mouth)
         retrieve = config.mouth.enabled and neural is None  # the neural renderer synthesises the mouth itself
@@ -134,13 +137,28 @@ class FrameEditor:
         return source, self.geometry.displacement(self.delta[index], params.rotation[index], params.scale[index],
                                                   source_gap=self.source_gaps[index])
 
+    def _hands(self, index: int) -> np.ndarray:
+        """(K, 21, 2) the hands in front of frame `index`'s face (none when occlusion handling is off)."""
+        if not self.occlusion.enabled:
+            return np.zeros((0, 21, 2))
+        return present_hands(self.params.hands[index])
+
     def _move_limits(self, sigma: float) -> np.ndarray:
-        """(T, 468) per-vertex factors of each frame's displacement: where the full move would fold the mesh, the
-        moves around the fold are scaled down (`local_move_scales`), smoothed in time (`smooth_limits`)."""
-        limits = np.ones((self.params.num_frames, N_FACE_VERTICES), dtype=np.float32)
-        for index in np.flatnonzero(self.params.face_found):
+        """(T, 468) per-vertex factors of each frame's displacement: 0 under and next to a hand (`vertex_weights`:
+        the face beside a hand does not move against it); where the move would still fold the mesh, the moves around
+        the fold scaled down (`local_move_scales`); smoothed in time (`smooth_limits`)."""
+        params = self.params
+        shape = (params.video.height, params.video.width)
+        limits = np.ones((params.num_frames, N_FACE_VERTICES), dtype=np.float32)
+        for index in np.flatnonzero(params.face_found):
             source, move = self._moves(index)
-            limits[index] = local_move_scales(source[:, :2], source[:, :2] + move[:, :2])
+            hands = self._hands(index)
+            if len(hands):
+                margin = self.occlusion.in_pixels(face_width(source[:N_FACE_VERTICES])).margin_px
+                limits[index] = vertex_weights(source[:N_FACE_VERTICES, :2], hands, shape, margin,
+                                               self.occlusion.bone_radius)
+                move[:N_FACE_VERTICES] *= limits[index, :, None]
+            limits[index] *= local_move_scales(source[:, :2], source[:, :2] + move[:, :2])
             pairs = limits[index, LIP_PAIRS].min(axis=1)  # each upper/lower inner-lip pair moves alike: the gap
             limits[index, LIP_PAIRS] = pairs[:, None]   # changes as the edit says, not as the folds around it do
         return smooth_limits(limits, self.params.face_found, sigma)
@@ -172,7 +190,17 @@ class FrameEditor:
         if self.donors is not None and self.donors[index] >= 0:
             result = self.mouths.paste(result, target_points, self.patches[self.donors[index]])
             self.from_donor += 1
-        return result
+        return self._keep_hands(index, frame, result)
+
+    def _keep_hands(self, index: int, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
+        """result (H, W, 3) with the source's pixels over the hands in front of the face, faded at their edge."""
+        hands = self._hands(index)
+        if not len(hands):
+            return result
+        pixels = self.occlusion.in_pixels(face_width(self.params.landmarks[index, :N_FACE_VERTICES]))
+        mask = hand_mask(hands, frame.shape[:2], pixels.grow_px, pixels.feather_px, self.occlusion.bone_radius)
+        keep = mask[:, :, None]
+        return np.rint(keep * frame + (1.0 - keep) * result).astype(np.uint8)
 
 
 def edit_video(

@@ -1,8 +1,16 @@
-"""The editing pipeline's per-frame factors: smooth in time, never above what a frame allows."""
+"""The editing pipeline: per-frame factors smooth in time and never above what a frame allows; hands kept."""
 
+import dataclasses
+
+import cv2
 import numpy as np
 
-from ned_outlier.pipeline import smooth_limits
+from ned_outlier.pipeline import FrameEditor, load_edit_config, smooth_limits, target_codes
+from ned_outlier.reconstruction.au_model import load_au_model
+from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
+from ned_outlier.renderer.mouth import MouthConfig
+from ned_outlier.renderer.occlusion import OcclusionConfig, hand_mask, present_hands
+from tests.factories import face_params
 
 
 def test_a_one_frame_limit_ramps_in_and_out_and_never_exceeds_the_frame():
@@ -26,3 +34,37 @@ def test_runs_of_face_frames_are_smoothed_apart_and_sigma_zero_is_the_identity()
     assert smoothed[7:].min() == 1.0  # the next run does not inherit frame 5's limit
     assert smoothed[4] < 1.0
     np.testing.assert_array_equal(smooth_limits(limits, found, sigma=0.0), limits)
+
+
+def synthetic_clip(hand: bool):
+    """One 320x320 textured frame with the AU model's neutral mesh on it (face ~200 px tall), its FaceParams (frontal,
+    scale 1, neutral codes) and, with `hand`, a flat hand of 21 landmarks lying over the left cheek."""
+    mean = load_au_model().mean * [1.0, -1.0, -1.0]  # model y up -> image y down
+    points = mean - mean.min(axis=0) + [70.0, 60.0, 0.0]
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (320, 320, 3)).astype(np.float32), (0, 0), 1.5)
+    frame = np.clip(40 + 4 * (texture - 127), 0, 255).astype(np.uint8)
+    _, schema = mediapipe_au_model()
+    params = face_params(np.zeros((1, len(schema.expression_names))), np.zeros((1, len(schema.mouth_names))))
+    hands = np.full((1, 2, 21, 2), np.nan, np.float32)
+    if hand:
+        wrist = points[234, :2] + [-40.0, 40.0]  # below and outside the cheek, fingers pointing up and in
+        hands[0, 0] = wrist + np.linspace(0.0, 1.0, 21)[:, None] * [70.0, -70.0] + (np.arange(21) % 4)[:, None] * 3
+    params = dataclasses.replace(params, video=dataclasses.replace(params.video, width=320, height=320),
+                                 landmarks=points[None].astype(np.float32), rotation=np.eye(3)[None],
+                                 scale=np.ones(1), hands=hands)
+    return frame, params
+
+
+def test_hand_pixels_are_the_sources_and_the_face_beside_them_still_changes():
+    frame, params = synthetic_clip(hand=True)
+    config = dataclasses.replace(load_edit_config(), mouth=MouthConfig(enabled=False))
+    target = target_codes(config, params, "happy", None, 1.0, "keep")
+    edited = FrameEditor(params, target, config).render(0, frame)
+    silhouette = hand_mask(present_hands(params.hands[0]), frame.shape[:2], 0.0, 0.0) > 0.5
+    assert silhouette.sum() > 500
+    np.testing.assert_array_equal(edited[silhouette], frame[silhouette])
+    assert (edited != frame).any(axis=2).sum() > 2000  # the smile elsewhere on the face
+    ignoring = dataclasses.replace(config, occlusion=OcclusionConfig(enabled=False))
+    warped_hand = FrameEditor(params, target, ignoring).render(0, frame)
+    assert (warped_hand[silhouette] != frame[silhouette]).any(axis=1).mean() > 0.05  # without it the hand moved

@@ -8,6 +8,7 @@ reconstruction is computed once and edited many times.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,7 +17,12 @@ import numpy as np
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before `hands` (read back with every hand absent)
+MAX_HANDS = 2
+HAND_LANDMARKS = 21
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,12 @@ class FaceParams:
     image = scale * FLIP @ R_head @ model + translation, in frame pixels (x right, y down, z away from the camera);
     expression (T, E) and mouth (T, M) codes; vertices (T, V, 3) fitted mesh and landmarks (T, V, 3) observed mesh,
     both in frame pixels; fit_error (T,) RMS fit distance divided by the inter-ocular distance; mouth_occluded (T,)
-    bool, a hand over the mouth;
+    bool, a hand over the mouth; hands (T, 2, 21, 2) float32, up to two hands' 21 MediaPipe Hands landmarks in
+    frame pixels, NaN where there is no hand (a slot is either all finite or all NaN; a hand keeps its slot from
+    frame to frame, so a frame with one hand may hold it in slot 1);
     identity (V, 3) the subject's neutral mesh in model space (constant over the video).
+
+    `hands` may be left out (None): every hand is then absent. Files of format 1 (before `hands`) load so too.
     """
 
     schema: ParamSchema
@@ -84,14 +94,20 @@ class FaceParams:
     landmarks: np.ndarray
     fit_error: np.ndarray
     mouth_occluded: np.ndarray
+    hands: np.ndarray | None = None
 
     ARRAYS = (
         "identity", "face_found", "crop_matrix", "rotation", "scale", "translation",
-        "expression", "mouth", "vertices", "landmarks", "fit_error", "mouth_occluded",
+        "expression", "mouth", "vertices", "landmarks", "fit_error", "mouth_occluded", "hands",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
         frames = len(self.face_found)
+        if self.hands is None:
+            object.__setattr__(self, "hands", no_hands(frames))
+        elif self.hands.shape[1:] != (MAX_HANDS, HAND_LANDMARKS, 2):
+            raise ValueError(f"FaceParams.hands has shape {self.hands.shape}, expected (T, {MAX_HANDS}, "
+                             f"{HAND_LANDMARKS}, 2)")
         for name in self.ARRAYS[1:]:
             if len(getattr(self, name)) != frames:
                 raise ValueError(f"FaceParams.{name} has {len(getattr(self, name))} frames, face_found has {frames}")
@@ -112,18 +128,23 @@ class FaceParams:
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceParams":
-        """Read a file written by `save`; UserError when it is missing or not such a file."""
+        """Read a file written by `save` (format 1, before `hands`, too: a warning, hands all absent); UserError
+        when it is missing or not such a file."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"parameters file not found: {path}")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {name: data[name] for name in cls.ARRAYS}
+                version = meta.get("format_version")
+                if version not in READABLE_VERSIONS:
+                    raise UserError(f"{path}: FaceParams format {version}, expected one of {READABLE_VERSIONS}")
+                arrays = {name: data[name] for name in cls.ARRAYS if version >= 2 or name != "hands"}
         except (OSError, KeyError, ValueError) as error:
             raise UserError(f"{path}: not a FaceParams file ({error})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path}: FaceParams format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        if version < 2:
+            log.warning("%s was written before hands were stored: every hand reads as absent (reconstruct again to "
+                        "keep hands out of the edit)", path)
         schema = meta["schema"]
         schema = ParamSchema(
             backend=schema["backend"],
@@ -133,3 +154,7 @@ class FaceParams:
         )
         return cls(schema=schema, video=VideoMeta(**meta["video"]), track_id=int(meta["track_id"]), **arrays)
 
+
+def no_hands(frames: int) -> np.ndarray:
+    """`FaceParams.hands` of `frames` frames without any hand: (T, 2, 21, 2) float32, all NaN."""
+    return np.full((frames, MAX_HANDS, HAND_LANDMARKS, 2), np.nan, dtype=np.float32)

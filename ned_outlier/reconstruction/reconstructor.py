@@ -23,12 +23,12 @@ from ned_outlier.face.detector import DetectorConfig, FaceDetector
 from ned_outlier.face.tracker import TrackerConfig, select_track, track_faces
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.au_model import AUMeshModel
-from ned_outlier.reconstruction.hands import HandConfig, HandFinder, hand_over_mouth, spread
+from ned_outlier.reconstruction.hands import HandConfig, HandFinder, fill_hands, hand_over_mouth, real_hands, spread
 from ned_outlier.reconstruction.fit import FLIP, AUFitter, FitConfig
 from ned_outlier.reconstruction.identity import IdentityConfig, estimate_neutral, fit_sequence
 from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
-from ned_outlier.reconstruction.params import FaceParams, VideoMeta
+from ned_outlier.reconstruction.params import MAX_HANDS, FaceParams, VideoMeta, no_hands
 from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS, OUTER_LIPS
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,14 @@ class ReconstructionConfig:
 
 def extract_landmarks(
     reader: VideoReader, crops: np.ndarray, present: np.ndarray, config: "ReconstructionConfig", progress: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 2: crop matrices (T, 2, 3) and presence (T,) -> landmarks (T, 478, 3) in frame pixels (NaN where not
-    found) and mouth_occluded (T,) (a hand over the mouth)."""
+    found), mouth_occluded (T,) (a hand over the mouth) and hands (T, 2, 21, 2) in frame pixels (NaN: no hand;
+    only hands reaching in from beyond the face's outline: `real_hands`; filled in between checked frames:
+    `fill_hands`)."""
     frames = len(present)
     landmarks = np.full((frames, 478, 3), np.nan, dtype=np.float32)
+    hand_points = no_hands(frames)
     hand_flags = np.zeros(frames, dtype=bool)
     hand_checked = np.zeros(frames, dtype=bool)
     to_frame = invert_affine(crops)
@@ -74,13 +77,17 @@ def extract_landmarks(
             tracking = True
             if index % config.hands.every == 0:
                 hand_checked[index] = True
-                hand_flags[index] = hand_over_mouth(hands(crop), points[:468, :2], points[list(OUTER_LIPS), :2],
+                found_hands = hands(crop)
+                hand_flags[index] = hand_over_mouth(found_hands, points[:468, :2], points[list(OUTER_LIPS), :2],
                                                     config.hands.mouth_margin)
+                for slot, hand in enumerate(real_hands(found_hands, points[:468, :2])[:MAX_HANDS]):
+                    hand_points[index, slot] = apply_affine(to_frame[index], hand)
             crop_scale = np.hypot(*crops[index, 0, :2])
             landmarks[index, :, :2] = apply_affine(to_frame[index], points[:, :2])
             landmarks[index, :, 2] = points[:, 2] / crop_scale
         hands.close()
-    return landmarks, spread(hand_flags, hand_checked, config.hands.every, config.hands.bridge)
+    mouth_occluded = spread(hand_flags, hand_checked, config.hands.every, config.hands.bridge)
+    return landmarks, mouth_occluded, fill_hands(hand_points, hand_checked, config.hands.every)
 
 
 def fit_landmarks(landmarks: np.ndarray, model: AUMeshModel, config: ReconstructionConfig, progress: bool) -> dict:
@@ -160,7 +167,7 @@ def reconstruct(
         log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,
                  track.track_id)
     crops = crop_matrices(track.boxes, config.crop)
-    landmarks, mouth_occluded = extract_landmarks(reader, crops, track.present, config, progress)
+    landmarks, mouth_occluded, hands = extract_landmarks(reader, crops, track.present, config, progress)
     found = ~np.isnan(landmarks[:, 0, 0])
     if not found.any():
         raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
@@ -184,4 +191,5 @@ def reconstruct(
         landmarks=landmarks,
         fit_error=fitted["fit_error"].astype(np.float32),
         mouth_occluded=mouth_occluded & found,
+        hands=np.where(found[:, None, None, None], hands, np.float32(np.nan)),
     )

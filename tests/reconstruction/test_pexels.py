@@ -52,3 +52,22 @@ def test_real_params_round_trip(pexels_params, tmp_path):
     loaded = FaceParams.load(pexels_params.save(tmp_path / "p.npz"))
     for name in FaceParams.ARRAYS:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(pexels_params, name))
+
+
+def test_hands_are_stored_where_she_holds_her_hand_to_her_face(pexels_params):
+    """She holds her right hand to her mouth from about frame 57 to 228, and never elsewhere. The hand model misses
+    it on some frames (curled fingers, 64-83; 172-194), so only most of that span has landmarks."""
+    hands = pexels_params.hands
+    assert hands.shape == (472, 2, 21, 2) and hands.dtype == np.float32
+    slots = np.isfinite(hands).all(axis=(2, 3))
+    assert (slots == np.isfinite(hands).any(axis=(2, 3))).all()  # a slot is all finite or all NaN
+    present = slots.any(axis=1)
+    assert present.sum() >= 100, present.sum()
+    assert not present[:55].any() and not present[232:].any()
+    assert (present <= pexels_params.mouth_occluded).all()
+    # in frame pixels, over the lower half of her face
+    wrist_to_fingers = hands[present][:, :, [0, 12]].reshape(-1, 2)
+    wrist_to_fingers = wrist_to_fingers[np.isfinite(wrist_to_fingers).all(axis=1)]
+    face = pexels_params.landmarks[present]
+    assert np.median(wrist_to_fingers[:, 1]) > np.median(face[:, :, 1])
+    assert np.nanmin(face[:, :, 0]) - 60 < np.median(wrist_to_fingers[:, 0]) < np.nanmax(face[:, :, 0])
