@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -47,8 +48,9 @@ class Record:
 
     input: the file; frame: frame index (0 for an image); truth: canonical true label or None.
     Where a face was found: box (4,) x0, y0, x1, y1 of the classifier's crop in pixels, probabilities (C,) in the
-    classifier's label order, lip_opening (inner-lip opening over the inter-ocular distance, NaN without a mesh)
-    and, on the frames sampled for identity, embedding (128,).
+    classifier's label order, lip_opening (inner-lip opening over the inter-ocular distance, NaN without a mesh),
+    hull (K, 2) the convex hull of the mesh's 468 face points in pixels (None without a mesh: the face region of
+    recognition.edit_measures) and, on the frames sampled for identity, embedding (128,).
     """
 
     input: str
@@ -58,6 +60,7 @@ class Record:
     probabilities: np.ndarray | None = None
     lip_opening: float = float("nan")
     embedding: np.ndarray | None = None
+    hull: np.ndarray | None = None
 
     @property
     def has_face(self) -> bool:
@@ -101,6 +104,7 @@ def _measure(record: Record, image: np.ndarray, landmarks: np.ndarray | None, ba
     record.box = mesh_box(landmarks) if landmarks is not None else np.array([0, 0, width, height], np.float32)
     if landmarks is not None:
         record.lip_opening = lip_opening(landmarks)
+        record.hull = cv2.convexHull(np.ascontiguousarray(landmarks[:468, :2], np.float32))[:, 0]
     if embedder is not None:
         record.embedding = embedder.embed(image, tuple(record.box))
     batches.add(record, cut(image, record.box))
@@ -250,10 +254,13 @@ def classification_metrics(truths: Sequence[str], predictions: Sequence[str], la
     }
 
 
-def compare_to_source(edit: Evaluation, source: Evaluation) -> dict:
+def compare_to_source(edit: Evaluation, source: Evaluation, pixels: bool = False) -> dict:
     """An edited video against the video it was made from, evaluated with the same step and max_frames: mean
     identity distance over the frames embedded in both, and mouth_r, the Pearson correlation of the inner-lip
-    opening over the frames with a mesh in both (None when undefined). UserError when the frame counts differ."""
+    opening over the frames with a mesh in both (None when undefined). With `pixels`, the two videos are decoded
+    once more for the sharpness ratio and the pops of recognition.edit_measures over the source's face hulls
+    (sharpness_ratio, pops, pop_frames, max_jump and their _compensated twins; pops None when no two consecutive
+    frames were evaluated, as with a frame step above 1). UserError when the frame counts differ."""
     if edit.frame_count != source.frame_count:
         raise UserError(f"{edit.input} has {edit.frame_count} frames but {source.input} has {source.frame_count}: "
                         "the source must be the video the edit was made from")
@@ -268,7 +275,22 @@ def compare_to_source(edit: Evaluation, source: Evaluation) -> dict:
         "identity_frames": len(distances),
         "mouth_r": pearson(lips[:, 0], lips[:, 1]),
         "mouth_frames": len(lips),
-    }
+    } | (_pixel_measures(edit, source) if pixels else {})
+
+
+PIXEL_KEYS = ("sharpness_ratio", "pop_threshold", "pops", "pop_frames", "max_jump", "pops_compensated",
+              "pop_frames_compensated", "max_jump_compensated")
+
+
+def _pixel_measures(edit: Evaluation, source: Evaluation) -> dict:
+    """recognition.edit_measures' sharpness and pops of `edit` against `source` (PIXEL_KEYS)."""
+    from recognition.edit_measures import measure_videos
+
+    regions = [None] * source.frame_count
+    for record in source.records:
+        regions[record.frame] = record.hull
+    measures = measure_videos(source.input, edit.input, regions, frames=source.frame_count, keep_frames=False)
+    return {key: measures[key] for key in PIXEL_KEYS}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -326,4 +348,9 @@ def format_summary(summary: dict) -> str:
         lines.append(f"vs {source['source']}: identity distance {_number(source['identity_distance'])} "
                      f"({source['identity_frames']} frames), mouth r {_number(source['mouth_r'])} "
                      f"({source['mouth_frames']} frames)")
+        if "sharpness_ratio" in source:
+            lines.append(f"sharpness ratio {_number(source['sharpness_ratio'])}, pops (jumps > "
+                         f"{source['pop_threshold']:g} grey levels) {_number(source['pops'], 0)} "
+                         f"(max jump {_number(source['max_jump'], 1)}), head motion compensated "
+                         f"{_number(source['pops_compensated'], 0)} (max {_number(source['max_jump_compensated'], 1)})")
     return "\n".join(lines)

@@ -7,7 +7,8 @@ frame, face box, one probability per class, predicted class, true label), summar
 probabilities, target rate, WAR/UAR/per-class recall when labels are known, the comparison with --source) and
 confusion.png when labels are known; prints a short table.
 
-    python scripts/evaluate.py video_sad.mp4 --target sad --source video.mp4     # an edit: target rate, identity, mouth
+    python scripts/evaluate.py video_sad.mp4 --target sad --source video.mp4     # an edit: target rate, identity, mouth,
+                                                                                 # sharpness, pops
     python scripts/evaluate.py faces/ --model cnn-efficientnet-b0 --pretrained model.safetensors --crop whole
         # faces/<emotion>/<image>: labels from the folder names -> WAR, UAR, confusion.png
 """
@@ -40,7 +41,8 @@ def parse_args(argv):
                                                     "relative paths are relative to the CSV's folder)")
     parser.add_argument("--target", help="an emotion: report the fraction of faces whose top class it is")
     parser.add_argument("--source", type=Path, help="the original video of the (one, edited) input video: report the "
-                                                    "identity distance and the mouth correlation between them")
+                                                    "identity distance, the mouth correlation, the sharpness ratio "
+                                                    "and the pops (recognition/edit_measures.py) between them")
     parser.add_argument("--crop", choices=("face", "whole"), default="face",
                         help="face: find and cut the face (default); whole: the images are face crops already")
     parser.add_argument("--frame-step", type=int, default=1,
@@ -109,7 +111,7 @@ def main(argv=None) -> None:
     summary = {"model": args.model, "pretrained": str(args.pretrained) if args.pretrained else None,
                "inputs": [str(path) for path in args.inputs], **summarise(records, classifier.labels, target)}
     if args.source is not None:
-        summary["source"] = compare_to_source(evaluations[0], evaluate(args.source, **options))
+        summary["source"] = compare_to_source(evaluations[0], evaluate(args.source, **options), pixels=True)
     written = write_outputs(folder, records, classifier.labels, summary)
     print(format_summary(summary))
     for path in written:

@@ -43,11 +43,28 @@ def face_box(points, shape, margin=0.25):
     return x0, y0, min(x0 + int(side), shape[1]), min(y0 + int(side), shape[0])
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def contact_sheet(columns, boxes, size=200):
+    """One row per frame of `boxes` ({frame: face_box}), one tile per column of `columns` ({name: {frame: RGB
+    image}}, in order): the box cut out, resized to size x size and labelled with the column's name (the first
+    column's with the frame number too). Returns the RGB image."""
     import cv2
     import numpy as np
 
+    rows = []
+    for i, (x0, y0, x1, y1) in boxes.items():
+        tiles = []
+        for column, (name, images) in enumerate(columns.items()):
+            tile = cv2.resize(np.ascontiguousarray(images[i][y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_AREA)
+            label = f"{name}" + (f" #{i}" if column == 0 else "")
+            for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # white on a dark outline
+                cv2.putText(tile, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thickness, cv2.LINE_AA)
+            tiles.append(tile)
+        rows.append(np.hstack(tiles))
+    return np.vstack(rows)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     from ned_outlier.io.image import write_image
     from ned_outlier.io.video import VideoReader
     from ned_outlier.pipeline import FrameEditor, load_edit_config, target_codes
@@ -78,18 +95,9 @@ def main(argv=None) -> None:
                              neural)
         editor.prepare(reader, set(frames))
         columns[name] = {i: editor.render(i, originals[i]) for i in frames}
-    size = 200
-    rows = []
-    for i in frames:
-        x0, y0, x1, y1 = face_box(params.landmarks[i, :468, :2], originals[i].shape)
-        tiles = []
-        for name, images in columns.items():
-            tile = cv2.resize(np.ascontiguousarray(images[i][y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_AREA)
-            cv2.putText(tile, f"{name}" + (f" #{i}" if name == "original" else ""), (6, 18),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-            tiles.append(tile)
-        rows.append(np.hstack(tiles))
-    write_image(args.out, np.vstack(rows))
+    boxes = {i: face_box(params.landmarks[i, :468, :2], originals[i].shape) for i in frames}
+    sheet = contact_sheet(columns, boxes)
+    write_image(args.out, sheet)
     print(f"wrote {args.out}")
 
 

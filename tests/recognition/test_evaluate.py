@@ -76,6 +76,8 @@ def test_one_record_per_frame_with_probabilities_summing_to_one(with_identity, f
         x0, y0, x1, y1 = record.box
         assert x1 - x0 == pytest.approx(y1 - y0) and 200 < x1 - x0 < 400  # square around her face, inside 640x360
         assert 0 <= record.lip_opening < 0.5
+        assert record.hull.ndim == 2 and record.hull.shape[1] == 2 and len(record.hull) >= 3
+        assert (record.hull >= record.box[:2]).all() and (record.hull <= record.box[2:]).all()  # the mesh's hull
     assert [r.frame for r in with_identity.records if r.embedding is not None] == [0, 4, 8]
     write_outputs(tmp_path, with_identity.records, fer.labels, summarise(with_identity.records, fer.labels))
     rows = list(csv.DictReader(open(tmp_path / "frames.csv")))
@@ -210,6 +212,51 @@ def test_a_source_of_another_length_is_refused(edit_and_source):
     assert (unmeasured["identity_distance"], unmeasured["identity_frames"], unmeasured["mouth_r"]) == (None, 0, None)
 
 
+def test_the_hull_is_the_convex_hull_of_the_468_face_points():
+    landmarks = np.zeros((478, 3), np.float32)
+    landmarks[:468, :2] = np.random.default_rng(0).uniform(20, 80, (468, 2))  # inside the square below
+    landmarks[:4, :2] = [[10, 10], [90, 10], [90, 90], [10, 90]]
+    landmarks[470, :2] = [300, 300]  # an iris point: not part of the face hull
+    record = Record("image.png", 0)
+    evaluation._measure(record, np.zeros((120, 120, 3), np.uint8), landmarks, evaluation._Batches(CyclingClassifier(
+        ["happy"])))
+    assert sorted(map(tuple, record.hull.tolist())) == [(10, 10), (10, 90), (90, 10), (90, 90)]
+
+
+def smooth_frames(count, size=160, seed=0):
+    """`count` frames of a smooth texture panning 1 px a frame (easy on the codec), values 60..200."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(60, 200, (size, size)), (0, 0), 3.0)
+    base = (60 + (base - base.min()) / np.ptp(base) * 140).astype(np.uint8)
+    return [np.repeat(np.roll(base, t, axis=1)[..., None], 3, axis=2) for t in range(count)]
+
+
+def test_pixel_measures_of_an_edit_against_its_source(tmp_path):
+    """A copy of a six-frame clip with frame 3 ten grey levels brighter: frames 3 and 4 pop, the rest do not; the
+    source's frame 1 has no mesh (no hull), so neither it nor frame 2 (after a frame without a face) jumps."""
+    from ned_outlier.io.video import VideoWriter
+
+    frames = smooth_frames(6)
+    edited = [frame.copy() for frame in frames]
+    edited[3] = edited[3] + np.uint8(10)
+    for name, video in (("source.mp4", frames), ("edit.mp4", edited)):
+        with VideoWriter(tmp_path / name, 25, 160, 160) as writer:
+            for frame in video:
+                writer.write(frame)
+    square = np.array([[30, 30], [129, 30], [129, 129], [30, 129]], np.float32)
+    records = [Record("source.mp4", t, hull=None if t == 1 else square + [t, 0]) for t in range(6)]
+    source = Evaluation(tmp_path / "source.mp4", records, 6)
+    edit = Evaluation(tmp_path / "edit.mp4", [Record("edit.mp4", t) for t in range(6)], 6)
+    compared = compare_to_source(edit, source, pixels=True)
+    assert (compared["pops"], compared["pop_frames"]) == (2, [3, 4])
+    assert compared["pop_frames_compensated"] == [3, 4]
+    assert 7 < compared["max_jump"] < 13  # 10, give or take the codec
+    assert compared["sharpness_ratio"] == pytest.approx(1, abs=0.05)
+    assert "sharpness_ratio" not in compare_to_source(edit, source)  # only when asked: it decodes both again
+    every_other = Evaluation(source.input, records[::2], 6)  # as with --frame-step 2: no consecutive frames
+    assert compare_to_source(edit, every_other, pixels=True)["pops"] is None
+
+
 def test_summary_table(with_identity, fer, edit_and_source):
     summary = {"model": "fer", **summarise(with_identity.records, fer.labels, target="sad")}
     summary["source"] = compare_to_source(*edit_and_source)
@@ -219,6 +266,10 @@ def test_summary_table(with_identity, fer, edit_and_source):
     assert "vs source.mp4: identity distance 3.000 (2 frames), mouth r 0.500 (3 frames)" in table
     summary["source"] = compare_to_source(edit_and_source[0], hand_evaluation("flat.mp4", [0.2] * 4, {}))
     assert "identity distance - (0 frames), mouth r - (3 frames)" in format_summary(summary)
+    summary["source"] |= {"sharpness_ratio": 0.9512, "pop_threshold": 4.0, "pops": 3, "max_jump": 6.31,
+                          "pops_compensated": None, "max_jump_compensated": None}
+    assert ("sharpness ratio 0.951, pops (jumps > 4 grey levels) 3 (max jump 6.3), head motion compensated - "
+            "(max -)") in format_summary(summary)
 
 
 def test_mesh_box_and_lip_opening_by_hand():

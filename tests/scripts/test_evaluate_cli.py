@@ -106,6 +106,8 @@ def test_an_edit_against_a_source(script, capfd, clip, ffmpeg, tmp_path):
     assert 0.05 < compared["identity_distance"] < SAME_PERSON_THRESHOLD  # her, but not the same pictures
     assert compared["mouth_r"] is None or compared["mouth_r"] < 0.95  # other frames' lips do not move with these
     assert f"vs {source}: identity distance {compared['identity_distance']:.3f} (2 frames)" in out
+    assert compared["sharpness_ratio"] > 0 and compared["pops"] is None  # every 2nd frame: no consecutive pair
+    assert f"sharpness ratio {compared['sharpness_ratio']:.3f}, pops" in out
 
 
 def test_labelled_folder_gives_war_uar_and_confusion(script, capfd, colour_model, tmp_path):
