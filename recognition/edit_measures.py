@@ -97,7 +97,9 @@ def compare_frames(sources: Iterable[np.ndarray], edits: Iterable[np.ndarray],
                    regions: Iterable[np.ndarray | None], erode_fraction: float = ERODE_FRACTION
                    ) -> Iterator[FrameMeasure]:
     """A FrameMeasure for each face frame (its `regions` entry the source mesh's points (N, 2), None for a frame
-    without the face) of the paired RGB frames; ValueError when the three sequences differ in length."""
+    without the face) of the paired RGB frames; ValueError when the three sequences differ in length. The head
+    motion is fitted between corresponding points: where N changes from one frame to the next, jump_compensated
+    is NaN."""
     previous = None  # (residual, region, points) of the frame before, when it was a face frame
     end = object()
     for index, (source, edit, points) in enumerate(zip_longest(sources, edits, regions, fillvalue=end)):
@@ -119,10 +121,11 @@ def compare_frames(sources: Iterable[np.ndarray], edits: Iterable[np.ndarray],
         if previous is not None:
             before, before_region, before_points = previous
             jump = _mean_abs_difference(residual, before, region & before_region)
-            motion, size = mesh_motion(before_points, points), (region.shape[1], region.shape[0])
-            moved = cv2.warpAffine(before, motion, size, flags=cv2.INTER_LINEAR)
-            moved_region = cv2.warpAffine(before_region.astype(np.uint8), motion, size, flags=cv2.INTER_NEAREST)
-            compensated = _mean_abs_difference(residual, moved, region & moved_region.astype(bool))
+            if len(before_points) == len(points):  # the same mesh points: they correspond
+                motion, size = mesh_motion(before_points, points), (region.shape[1], region.shape[0])
+                moved = cv2.warpAffine(before, motion, size, flags=cv2.INTER_LINEAR)
+                moved_region = cv2.warpAffine(before_region.astype(np.uint8), motion, size, flags=cv2.INTER_NEAREST)
+                compensated = _mean_abs_difference(residual, moved, region & moved_region.astype(bool))
         previous = (residual, region, points)
         yield FrameMeasure(index, ratio, jump, compensated)
 

@@ -11,7 +11,7 @@ around its mesh). Images that are face crops already (datasets) can skip all of 
 the face).
 
 Videos stream in two passes (face tracking, then mesh + classifier in batches of BATCH_SIZE crops); only the
-per-frame results (a few hundred bytes a frame) are kept.
+per-frame results (a few kilobytes a frame, most of it the mesh's face points) are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -49,7 +48,7 @@ class Record:
     input: the file; frame: frame index (0 for an image); truth: canonical true label or None.
     Where a face was found: box (4,) x0, y0, x1, y1 of the classifier's crop in pixels, probabilities (C,) in the
     classifier's label order, lip_opening (inner-lip opening over the inter-ocular distance, NaN without a mesh),
-    hull (K, 2) the convex hull of the mesh's 468 face points in pixels (None without a mesh: the face region of
+    face_points (468, 2) the mesh's face points x, y in pixels (None without a mesh; the face region of
     recognition.edit_measures) and, on the frames sampled for identity, embedding (128,).
     """
 
@@ -60,7 +59,7 @@ class Record:
     probabilities: np.ndarray | None = None
     lip_opening: float = float("nan")
     embedding: np.ndarray | None = None
-    hull: np.ndarray | None = None
+    face_points: np.ndarray | None = None
 
     @property
     def has_face(self) -> bool:
@@ -104,7 +103,7 @@ def _measure(record: Record, image: np.ndarray, landmarks: np.ndarray | None, ba
     record.box = mesh_box(landmarks) if landmarks is not None else np.array([0, 0, width, height], np.float32)
     if landmarks is not None:
         record.lip_opening = lip_opening(landmarks)
-        record.hull = cv2.convexHull(np.ascontiguousarray(landmarks[:468, :2], np.float32))[:, 0]
+        record.face_points = np.array(landmarks[:468, :2], np.float32)
     if embedder is not None:
         record.embedding = embedder.embed(image, tuple(record.box))
     batches.add(record, cut(image, record.box))
@@ -258,7 +257,7 @@ def compare_to_source(edit: Evaluation, source: Evaluation, pixels: bool = False
     """An edited video against the video it was made from, evaluated with the same step and max_frames: mean
     identity distance over the frames embedded in both, and mouth_r, the Pearson correlation of the inner-lip
     opening over the frames with a mesh in both (None when undefined). With `pixels`, the two videos are decoded
-    once more for the sharpness ratio and the pops of recognition.edit_measures over the source's face hulls
+    once more for the sharpness ratio and the pops of recognition.edit_measures over the source's face meshes
     (sharpness_ratio, pops, pop_frames, max_jump and their _compensated twins; pops None when no two consecutive
     frames were evaluated, as with a frame step above 1). UserError when the frame counts differ."""
     if edit.frame_count != source.frame_count:
@@ -288,7 +287,7 @@ def _pixel_measures(edit: Evaluation, source: Evaluation) -> dict:
 
     regions = [None] * source.frame_count
     for record in source.records:
-        regions[record.frame] = record.hull
+        regions[record.frame] = record.face_points
     measures = measure_videos(source.input, edit.input, regions, frames=source.frame_count, keep_frames=False)
     return {key: measures[key] for key in PIXEL_KEYS}
 

@@ -7,8 +7,8 @@ frame, face box, one probability per class, predicted class, true label), summar
 probabilities, target rate, WAR/UAR/per-class recall when labels are known, the comparison with --source) and
 confusion.png when labels are known; prints a short table.
 
-    python scripts/evaluate.py video_sad.mp4 --target sad --source video.mp4     # an edit: target rate, identity, mouth,
-                                                                                 # sharpness, pops
+    python scripts/evaluate.py video_sad.mp4 --target sad --source video.mp4
+        # an edit: target rate, identity, mouth r, sharpness ratio, pops
     python scripts/evaluate.py faces/ --model cnn-efficientnet-b0 --pretrained model.safetensors --crop whole
         # faces/<emotion>/<image>: labels from the folder names -> WAR, UAR, confusion.png
 """

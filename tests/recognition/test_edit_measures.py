@@ -143,6 +143,8 @@ def test_an_edit_that_moves_with_the_head_jumps_only_before_compensation():
     assert all(m.jump > 10 for m in measures[1:])  # mean |a - b| of two independent uniform -20..20 fields ~ 14
     assert [m.jump_compensated for m in measures[1:]] == pytest.approx([0, 0], abs=1e-4)
     assert summarise_frames(measures)["pops_compensated"] == 0
+    [_, other] = compare_frames(sources[:2], edits[:2], [SQUARE, SQUARE[:3] + shifts[1]])  # no correspondence
+    assert other.jump > 10 and np.isnan(other.jump_compensated)
 
 
 def test_mesh_motion_recovers_an_affine_map():

@@ -76,8 +76,8 @@ def test_one_record_per_frame_with_probabilities_summing_to_one(with_identity, f
         x0, y0, x1, y1 = record.box
         assert x1 - x0 == pytest.approx(y1 - y0) and 200 < x1 - x0 < 400  # square around her face, inside 640x360
         assert 0 <= record.lip_opening < 0.5
-        assert record.hull.ndim == 2 and record.hull.shape[1] == 2 and len(record.hull) >= 3
-        assert (record.hull >= record.box[:2]).all() and (record.hull <= record.box[2:]).all()  # the mesh's hull
+        assert record.face_points.shape == (468, 2)
+        assert (record.face_points >= record.box[:2]).all() and (record.face_points <= record.box[2:]).all()
     assert [r.frame for r in with_identity.records if r.embedding is not None] == [0, 4, 8]
     write_outputs(tmp_path, with_identity.records, fer.labels, summarise(with_identity.records, fer.labels))
     rows = list(csv.DictReader(open(tmp_path / "frames.csv")))
@@ -212,15 +212,20 @@ def test_a_source_of_another_length_is_refused(edit_and_source):
     assert (unmeasured["identity_distance"], unmeasured["identity_frames"], unmeasured["mouth_r"]) == (None, 0, None)
 
 
-def test_the_hull_is_the_convex_hull_of_the_468_face_points():
+def test_the_face_points_are_the_468_face_points_of_the_mesh():
     landmarks = np.zeros((478, 3), np.float32)
-    landmarks[:468, :2] = np.random.default_rng(0).uniform(20, 80, (468, 2))  # inside the square below
-    landmarks[:4, :2] = [[10, 10], [90, 10], [90, 90], [10, 90]]
-    landmarks[470, :2] = [300, 300]  # an iris point: not part of the face hull
+    landmarks[:, :2] = np.random.default_rng(0).uniform(10, 90, (478, 2))
+    landmarks[:, 2] = 7.0
     record = Record("image.png", 0)
     evaluation._measure(record, np.zeros((120, 120, 3), np.uint8), landmarks, evaluation._Batches(CyclingClassifier(
         ["happy"])))
-    assert sorted(map(tuple, record.hull.tolist())) == [(10, 10), (10, 90), (90, 10), (90, 90)]
+    assert np.array_equal(record.face_points, landmarks[:468, :2])  # no iris points, no depth
+
+
+def test_a_video_against_itself_has_the_source_sharpness_and_no_jumps(with_identity):
+    itself = compare_to_source(with_identity, with_identity, pixels=True)  # real meshes: 468 points a frame
+    assert itself["sharpness_ratio"] == 1.0 and itself["pops"] == 0 and itself["max_jump"] == 0.0
+    assert itself["pops_compensated"] == 0 and itself["max_jump_compensated"] == 0.0
 
 
 def smooth_frames(count, size=160, seed=0):
@@ -233,7 +238,7 @@ def smooth_frames(count, size=160, seed=0):
 
 def test_pixel_measures_of_an_edit_against_its_source(tmp_path):
     """A copy of a six-frame clip with frame 3 ten grey levels brighter: frames 3 and 4 pop, the rest do not; the
-    source's frame 1 has no mesh (no hull), so neither it nor frame 2 (after a frame without a face) jumps."""
+    source's frame 1 has no mesh, so neither it nor frame 2 (after a frame without a face) jumps."""
     from ned_outlier.io.video import VideoWriter
 
     frames = smooth_frames(6)
@@ -244,7 +249,7 @@ def test_pixel_measures_of_an_edit_against_its_source(tmp_path):
             for frame in video:
                 writer.write(frame)
     square = np.array([[30, 30], [129, 30], [129, 129], [30, 129]], np.float32)
-    records = [Record("source.mp4", t, hull=None if t == 1 else square + [t, 0]) for t in range(6)]
+    records = [Record("source.mp4", t, face_points=None if t == 1 else square + [t, 0]) for t in range(6)]
     source = Evaluation(tmp_path / "source.mp4", records, 6)
     edit = Evaluation(tmp_path / "edit.mp4", [Record("edit.mp4", t) for t in range(6)], 6)
     compared = compare_to_source(edit, source, pixels=True)
