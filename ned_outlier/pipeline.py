@@ -184,7 +184,7 @@ class FrameEditor:
         move[:N_FACE_VERTICES] *= self.limits[index, :, None]
         self.fold_limited += bool(self.limits[index].min() < FOLD_LIMITED)
         if self.neural is not None:
-            return self.neural.render(frame, source + move, params.crop_matrix[index])
+            return self._keep_hands(index, frame, self.neural.render(frame, source + move, params.crop_matrix[index]))
         target_points = source[:, :2] + move[:, :2]
         result = warp_face(frame, source[:, :2], target_points)
         if self.donors is not None and self.donors[index] >= 0:
