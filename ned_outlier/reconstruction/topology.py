@@ -48,7 +48,11 @@ def face_oval() -> np.ndarray:
 @lru_cache(maxsize=1)
 def mesh_edges() -> np.ndarray:
     """(E, 2) unique vertex pairs of the tessellation's triangle edges."""
-    triangles = face_triangles()
+    return triangle_edges(face_triangles())
+
+
+def triangle_edges(triangles: np.ndarray) -> np.ndarray:
+    """(E, 2) unique vertex pairs, lower id first, of the edges of triangles (T, 3)."""
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     return np.unique(np.sort(edges, axis=1), axis=0)
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ned_outlier.reconstruction.topology import triangle_edges
 from ned_outlier.renderer.mesh import N_FACE_VERTICES, skirted_points, skirted_triangles, slit_triangles
 
 # A triangle counts as folded when it turns over by more than this area (pixels^2). Slivers at the mouth and eye
@@ -233,8 +234,7 @@ def local_move_scales(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def _guarded_mesh() -> tuple[np.ndarray, np.ndarray]:
     """The triangles the fold guard checks (skirted mesh, slits excepted) and their unique edges (E, 2)."""
     triangles = skirted_triangles()[~slit_triangles()]
-    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    return triangles, np.unique(np.sort(edges, axis=1), axis=0)
+    return triangles, triangle_edges(triangles)
 
 
 def warp_face(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
