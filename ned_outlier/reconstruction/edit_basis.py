@@ -9,8 +9,9 @@ each basis vector:
    expression moves (nose bridge, eye corners, temples, upper forehead), fitted by linear least squares on the
    similarity's tangent space at the mean mesh;
 2. smooth the result over the mesh (a few umbrella-operator iterations on the tessellation), which removes
-   vertex-to-vertex ripples of the PLS fit while keeping the broad motion of each AU. The inner-lip ring is left
-   out: the tessellation bridges the mouth opening, and averaging across it would close an opening jaw;
+   vertex-to-vertex ripples of the PLS fit while keeping the broad motion of each AU. Edges bridging the mouth
+   opening are left out (averaging across it would close an opening jaw); the inner lips are smoothed along the
+   ring and with the outer lips, so the inner corners no longer overtake the outer ones (a fold);
 3. the lip gap: in the raw model most expression AUs part or close the lips (AU06 opens them by 3.4 units per
    unit, AU10 by 2.0, AU17 closes them by 4.4), so removing a grin closes the lips over its teeth, which is what the
    mouth of a non-smiling target needs; the jaw (AU26), which carries the speech, is kept by the manipulator.
@@ -19,23 +20,32 @@ each basis vector:
    the whole jaw drop, which moves the chin). An edit closes at most `max_lip_closing` of the source's opening
    (the opening stays proportional to the speech's), and expression AUs do not part the lips unless `open_lips`
    (`EditGeometry.model_displacement`);
-4. fade every AU's displacement but the jaw's (`jaw_name`, AU26: an opening jaw does move the chin) to zero at the
+4. confine each AU to its FACS region (`regions`, `region_weights`): the PLS fit learnt the co-occurrences of its
+   training faces, so its AU01 (inner brow raiser) also slides the whole mouth down by 4 units per unit, more than
+   it lifts the brows (2.7), and AU05 (upper lid raiser) drops the lower lip by 9. Masked, an upper-face AU moves
+   only the brows and eyes and a lower-face AU only the mouth and cheeks, so a prototype's AUs add up to the
+   expression FACS describes instead of a face sliding down;
+5. fade every AU's displacement but the jaw's (`jaw_name`, AU26: an opening jaw does move the chin) to zero at the
    face outline (`border_weights`): the outline borders the background, and moving it drags hair, ears and wall
    with the face (a cheek "ballooning" outward when a smile is removed). The lips lie far inside the fading band.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.topology import (
-    INNER_LIP_RING, OUTER_LIPS, SKULL_POINTS, face_oval, lip_gap_weights, mesh_edges,
+    INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, face_oval,
+    lip_gap_weights, mesh_edges,
 )
+
+REGIONS = ("upper", "lower", "above_mouth")
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,11 @@ class EditBasisConfig:
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
     lip-gap change cancelled (1: expression AUs never part or close the lips). max_lip_closing: the largest
     fraction of the source's lip opening an edit may close. open_lips: let expression AUs
-    part the lips too (off: only the jaw opens them)."""
+    part the lips too (off: only the jaw opens them). regions: region name ("upper", "lower", "above_mouth";
+    `region_weights`) -> the AUs confined to it; AUs in none move the whole face. mouth_anchor: expression AUs
+    keep only the change of the lips' shape, not their shift, fading back over this fraction of the face width
+    around the lips (`anchor_mouth`; 0 = off). corner_pulls: {AU: [outward, up]} lip-corner moves added to
+    those AUs (`corner_pull_basis`), spread over a Gaussian of corner_reach face widths."""
 
     smoothing_iterations: int = 3
     smoothing_rate: float = 0.5
@@ -56,6 +70,10 @@ class EditBasisConfig:
     hold_lip_gap: float = 0.0
     max_lip_closing: float = 0.6
     open_lips: bool = False
+    regions: dict = field(default_factory=dict)
+    mouth_anchor: float = 0.0
+    corner_pulls: dict = field(default_factory=dict)
+    corner_reach: float = 0.1
 
 
 def similarity_tangent(points: np.ndarray) -> np.ndarray:
@@ -97,6 +115,19 @@ def umbrella_smooth(displacement: np.ndarray, edges: np.ndarray, iterations: int
     return result
 
 
+def smoothing_edges() -> np.ndarray:
+    """(E, 2) the tessellation's edges less those bridging the mouth opening (both ends on the inner-lip ring but
+    not neighbours along it): smoothing along them would average the upper and lower lip and close an opening jaw,
+    while the ring's own edges and those to the outer lips keep the inner lips moving with the lips around them."""
+    edges = mesh_edges()
+    ring = list(INNER_LIP_RING)
+    position = {vertex: k for k, vertex in enumerate(ring)}
+    on_ring = np.isin(edges, ring).all(axis=1)
+    steps = np.array([abs(position.get(a, 0) - position.get(b, 0)) for a, b in edges])
+    along_ring = (steps == 1) | (steps == len(ring) - 1)
+    return edges[~on_ring | along_ring]
+
+
 def smoothstep(x: np.ndarray) -> np.ndarray:
     """3x^2 - 2x^3 of x clipped to [0, 1]: 0 below 0, 1 above 1, flat at both ends."""
     x = np.clip(x, 0.0, 1.0)
@@ -131,24 +162,98 @@ def lip_weights(mean: np.ndarray, reach: float) -> np.ndarray:
     return np.where(inside, 1.0, smoothstep(1.0 - distance / (reach * width)))
 
 
+def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
+    """(V,) weights in [0, 1] over a neutral model-space mesh mean (V, 3), y up, by height on the face.
+
+    "upper": 1 from the lower eyelids up, falling (smoothstep) to 0 at the base of the nose (subnasale): the
+    brows, lids and forehead of AU01/02/04/05/07/43. "lower": 1 - "upper", the mouth, chin and cheeks below the
+    eyes. "above_mouth": 1 from the upper inner lip up, 0 from the lower lip's outer edge down: AUs that lift the
+    upper lip and cheeks and wrinkle the nose (AU06, AU09, AU10) without moving the lower lip and chin.
+    """
+    y = mean[:, 1]
+    if region in ("upper", "lower"):
+        eyelids, base = float(mean[list(LOWER_EYELIDS), 1].mean()), float(mean[SUBNASALE, 1])
+        upper = smoothstep((y - base) / (eyelids - base))
+        return upper if region == "upper" else 1.0 - upper
+    if region == "above_mouth":
+        top, bottom = float(mean[UPPER_INNER_LIP, 1]), float(mean[LOWER_LIP_EDGE, 1])
+        return smoothstep((y - bottom) / (top - bottom))
+    raise UserError(f"edit_basis.regions: unknown region {region!r} (valid: {', '.join(REGIONS)})")
+
+
+def region_masks(au_names: tuple[str, ...], mean: np.ndarray, regions: dict) -> np.ndarray:
+    """(20, V) per-AU vertex weights: each AU listed under a region of `regions` gets that region's weights, the
+    others 1 everywhere; UserError on an unknown AU or an AU listed twice."""
+    masks = np.ones((len(au_names), len(mean)))
+    placed: set[str] = set()
+    for region, names in regions.items():
+        weights = region_weights(mean, region)
+        for name in names:
+            if name not in au_names:
+                raise UserError(f"edit_basis.regions.{region}: unknown action unit {name!r}")
+            if name in placed:
+                raise UserError(f"edit_basis.regions: {name} is listed in two regions")
+            placed.add(name)
+            masks[au_names.index(name)] = weights
+    return masks
+
+
+def corner_pull_basis(au_names: tuple[str, ...], mean: np.ndarray, pulls: dict, reach: float) -> np.ndarray:
+    """(20, V, 3) extra displacement per AU unit: each AU in `pulls` ({name: [outward, up]}, model units per unit)
+    moves each lip corner of mean (V, 3) by that much, outward away from the face's midline and up, and the mesh
+    around it by a Gaussian weight exp(-d^2 / 2 s^2) of the frontal distance d to the corner, s = reach * the face
+    outline's width. UserError on an unknown AU or a pull that is not two numbers."""
+    result = np.zeros((len(au_names), len(mean), 3))
+    if not pulls:
+        return result
+    sigma = reach * float(np.ptp(mean[face_oval(), 0]))
+    midline = float(mean[list(LIP_CORNERS), 0].mean())
+    for name, pull in pulls.items():
+        if name not in au_names:
+            raise UserError(f"edit_basis.corner_pulls: unknown action unit {name!r}")
+        if not (isinstance(pull, (list, tuple)) and len(pull) == 2):
+            raise UserError(f"edit_basis.corner_pulls.{name}: expected [outward, up], got {pull!r}")
+        for corner in LIP_CORNERS:
+            distance = np.linalg.norm(mean[:, :2] - mean[corner, :2], axis=1)
+            weight = np.exp(-0.5 * (distance / sigma) ** 2)
+            side = np.sign(mean[corner, 0] - midline)
+            result[au_names.index(name)] += weight[:, None] * np.array([side * pull[0], pull[1], 0.0])
+    return result
+
+
+def anchor_mouth(basis: np.ndarray, mean: np.ndarray, reach: float) -> np.ndarray:
+    """(K, V, 3) displacements minus, for each, the mean displacement of the lips' midline (`LIP_MIDLINE`: outer
+    and inner edge of both lips) weighted by `lip_weights(mean, reach)`: the middle of the mouth stays in place,
+    the lips keep their change of shape (corners up or down, stretch, the lower lip pushed up), and the face around
+    them follows less and less of the removed shift."""
+    shift = basis[:, list(LIP_MIDLINE)].mean(axis=1)  # (K, 3)
+    return basis - shift[:, None, :] * lip_weights(mean, reach)[None, :, None]
+
+
 class EditGeometry:
     """Displacements in frame pixels for code changes, under each frame's pose."""
 
     def __init__(self, model: AUMeshModel, mouth_names: tuple[str, ...], config: EditBasisConfig = EditBasisConfig()):
         """model: the raw AU model (`load_au_model()`, not the fit's lip-gap-holding re-parameterisation)."""
-        edges = mesh_edges()
-        edges = edges[~np.isin(edges, INNER_LIP_RING).any(axis=1)]
+        edges = smoothing_edges()
+        masks = region_masks(model.au_names, model.mean, config.regions)
         cleaned = np.stack([
-            umbrella_smooth(remove_skull_motion(vector, model.mean), edges, config.smoothing_iterations,
-                            config.smoothing_rate)
-            for vector in model.basis
+            umbrella_smooth(remove_skull_motion(vector, model.mean) * mask[:, None], edges,
+                            config.smoothing_iterations, config.smoothing_rate)
+            for vector, mask in zip(model.basis, masks)
         ])
+        expression = ~np.isin(model.au_names, mouth_names)
+        cleaned += corner_pull_basis(model.au_names, model.mean, config.corner_pulls, config.corner_reach)
+        if config.mouth_anchor > 0:
+            cleaned[expression] = anchor_mouth(cleaned[expression], model.mean, config.mouth_anchor)
         gap = lip_gap_weights(len(model.mean))
         jaw = model.basis[model.index([config.jaw_name])[0]]
         lips_only = jaw * lip_weights(model.mean, config.lip_reach)[:, None]
+        # centred on the lips' midline: closing a gap the expression opened meets the lips in the middle, it does
+        # not lift the whole mouth the way raising the jaw would
+        lips_only = anchor_mouth(lips_only[None], model.mean, config.lip_reach)[0]
         self.lip_opener = lips_only / float(np.sum(gap * lips_only))  # (V, 3): opens the inner lips by one unit
         opens = np.tensordot(cleaned, gap, axes=([1, 2], [0, 1]))  # (20,) lip-gap change per unit of each AU
-        expression = ~np.isin(model.au_names, mouth_names)
         cleaned -= (config.hold_lip_gap * expression * opens)[:, None, None] * self.lip_opener
         fade = border_weights(model.mean, config.border_fade)[None, :, None]  # 1 at the lips: gaps are unchanged
         exempt = np.array([name == config.jaw_name for name in model.au_names])[:, None, None]

@@ -14,6 +14,11 @@ INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317
 OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 OUTER_EYE_CORNERS = (33, 263)
+LIP_CORNERS = (61, 291)
+LOWER_EYELIDS = (145, 374)  # the middle of each lower lid
+SUBNASALE = 2  # where the nose meets the upper lip
+UPPER_INNER_LIP, LOWER_LIP_EDGE = 13, 17  # the middle of the upper lip's inner edge, of the lower lip's outer edge
+LIP_MIDLINE = (0, 13, 14, 17)  # the lips' outer and inner edges on the face's midline, top to bottom
 EYE_CONTOURS = (
     (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
     (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 
 from ned_outlier.reconstruction.au_model import load_au_model
+from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.edit_basis import (
-    EditBasisConfig, EditGeometry, border_weights, remove_skull_motion, similarity_tangent, umbrella_smooth,
+    EditBasisConfig, EditGeometry, anchor_mouth, border_weights, corner_pull_basis, region_masks, region_weights,
+    remove_skull_motion, similarity_tangent, smoothing_edges, umbrella_smooth,
 )
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.mediapipe_au import MOUTH_AUS, mediapipe_au_model
-from ned_outlier.reconstruction.topology import face_oval, lip_gap_weights, mesh_edges
+from ned_outlier.reconstruction.topology import (
+    INNER_LIP_PAIRS, LIP_CORNERS, LIP_MIDLINE, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SUBNASALE, UPPER_INNER_LIP,
+    face_oval, lip_gap_weights, mesh_edges,
+)
 
 
 def test_a_small_rigid_motion_is_removed_entirely():
@@ -106,3 +111,98 @@ def test_expression_aus_part_the_lips_only_when_allowed_and_the_jaw_always_does(
     jaw = np.zeros(20)
     jaw[model.au_names.index("AU26")] = 1.0
     assert opening(closed, jaw) > 5.0
+
+
+def levels_mesh() -> np.ndarray:
+    """A 478-vertex mesh at y = 0 but for the landmarks the regions are defined by: lower lids at y 0, subnasale at
+    -10, upper inner lip at -20, lower lip edge at -30."""
+    mean = np.zeros((478, 3))
+    mean[list(LOWER_EYELIDS), 1] = 0.0
+    mean[SUBNASALE, 1] = -10.0
+    mean[UPPER_INNER_LIP, 1] = -20.0
+    mean[LOWER_LIP_EDGE, 1] = -30.0
+    return mean
+
+
+def test_region_weights_follow_a_smoothstep_between_their_landmark_heights():
+    mean = levels_mesh()
+    probe = 400  # a free vertex moved to the heights tested
+    for y, upper in [(5.0, 1.0), (0.0, 1.0), (-5.0, 0.5), (-7.5, 0.15625), (-10.0, 0.0), (-40.0, 0.0)]:
+        mean[probe, 1] = y
+        assert region_weights(mean, "upper")[probe] == pytest.approx(upper)
+        assert region_weights(mean, "lower")[probe] == pytest.approx(1.0 - upper)
+    mean[probe, 1] = -22.5  # 3/4 of the way up from the lower lip's edge to the upper inner lip
+    assert region_weights(mean, "above_mouth")[probe] == pytest.approx(0.84375)
+    with pytest.raises(UserError, match="unknown region 'nose'"):
+        region_weights(mean, "nose")
+
+
+def test_region_masks_confine_listed_aus_and_reject_unknown_or_twice_listed_ones():
+    mean = levels_mesh()
+    names = ("AU01", "AU12", "AU26")
+    masks = region_masks(names, mean, {"upper": ["AU01"], "lower": ["AU12"]})
+    np.testing.assert_allclose(masks[0], region_weights(mean, "upper"))
+    np.testing.assert_allclose(masks[1], region_weights(mean, "lower"))
+    np.testing.assert_allclose(masks[2], 1.0)  # listed nowhere: the whole face
+    with pytest.raises(UserError, match="unknown action unit 'AU99'"):
+        region_masks(names, mean, {"upper": ["AU99"]})
+    with pytest.raises(UserError, match="AU01 is listed in two regions"):
+        region_masks(names, mean, {"upper": ["AU01"], "lower": ["AU01"]})
+
+
+def test_confined_aus_no_longer_move_the_other_half_of_the_face():
+    model = load_au_model()
+    regions = {"upper": ["AU01"], "lower": ["AU15"]}
+    free = EditGeometry(model, MOUTH_AUS)
+    confined = EditGeometry(model, MOUTH_AUS, EditBasisConfig(regions=regions))
+    brow, lips = model.au_names.index("AU01"), list(OUTER_LIPS)
+    assert np.abs(free.basis[brow, lips, 1]).max() > 2.0  # the PLS fit's inner-brow raise slides the mouth down
+    np.testing.assert_allclose(confined.basis[brow, lips], 0.0, atol=0.01)  # (smoothing spreads a trace)
+    inner_brows = [107, 336]
+    np.testing.assert_allclose(confined.basis[brow, inner_brows], free.basis[brow, inner_brows], atol=0.2)
+    frown = model.au_names.index("AU15")
+    np.testing.assert_allclose(confined.basis[frown, inner_brows], 0.0, atol=0.01)
+
+
+def test_anchoring_removes_the_lips_midline_shift_on_the_lips_and_keeps_it_far_away():
+    model = load_au_model()
+    shift = np.array([1.0, -4.0, 0.5])
+    field = np.tile(shift, (478, 1))
+    field[LIP_MIDLINE[0]] += [0.0, 2.0, 0.0]  # a change of shape on the midline: its mean (0.5 up) goes too
+    anchored = anchor_mouth(field[None], model.mean, reach=0.1)[0]
+    np.testing.assert_allclose(anchored[list(LIP_MIDLINE)].mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(anchored[LIP_CORNERS[0]], -np.array([0.0, 0.5, 0.0]), atol=1e-12)  # inside the lips
+    forehead = 10
+    np.testing.assert_allclose(anchored[forehead], shift)
+
+
+def test_corner_pulls_move_each_corner_outward_and_up_with_a_gaussian_falloff():
+    mean = np.zeros((478, 3))
+    oval = face_oval()
+    mean[oval, 0] = np.where(np.arange(len(oval)) % 2, -50.0, 50.0)  # an outline 100 wide: sigma 0.1 * 100 = 10
+    mean[oval, 1] = 100.0
+    mean[LIP_CORNERS[0], 0], mean[LIP_CORNERS[1], 0] = -10.0, 10.0
+    pulls = corner_pull_basis(("AU12", "AU15"), mean, {"AU12": [1.0, 2.0]}, reach=0.1)
+    other = np.exp(-2.0)  # the other corner is 20 = 2 sigma away
+    np.testing.assert_allclose(pulls[0, LIP_CORNERS[0]], [-1.0 + other, 2.0 * (1 + other), 0.0])
+    np.testing.assert_allclose(pulls[0, LIP_CORNERS[1]], [1.0 - other, 2.0 * (1 + other), 0.0])
+    np.testing.assert_allclose(pulls[0, 0], [0.0, 4.0 * np.exp(-0.5), 0.0])  # midway: 1 sigma from both
+    np.testing.assert_allclose(pulls[1], 0.0)
+    with pytest.raises(UserError, match="expected \\[outward, up\\]"):
+        corner_pull_basis(("AU12",), mean, {"AU12": [1.0]}, reach=0.1)
+
+
+def test_smoothing_keeps_the_inner_lips_edges_but_none_across_the_mouth():
+    edges = set(map(tuple, smoothing_edges().tolist()))
+    upper = {u for u, _ in INNER_LIP_PAIRS}
+    lower = {lo for _, lo in INNER_LIP_PAIRS}
+    assert not any((a in upper and b in lower) or (a in lower and b in upper) for a, b in edges)
+    assert (78, 191) in edges and (14, 87) in edges  # along the ring
+    assert any(a in upper and b not in upper | lower for a, b in edges)  # to the lips around the ring
+
+
+def test_closing_an_expression_opening_meets_the_lips_in_the_middle():
+    model = load_au_model()
+    geometry = EditGeometry(model, MOUTH_AUS)
+    assert float(np.sum(geometry.lip_opener * lip_gap_weights())) == pytest.approx(1.0)
+    np.testing.assert_allclose(geometry.lip_opener[list(LIP_MIDLINE)].mean(axis=0), 0.0, atol=1e-9)
