@@ -88,10 +88,11 @@ def test_shipped_prototypes_follow_emfacs():
     config = load_edit_config(Path(__file__).resolve().parents[2] / "configs" / "edit" / "default.yaml")
     emotions = {name: set(weights) for name, weights in config.facs.emotions.items()}
     assert emotions["happy"] == {"AU06", "AU12"}
-    assert emotions["sad"] == {"AU01", "AU04", "AU15"}
+    # sad and angry: the EMFACS prototype plus AU17 (chin raiser) of its variants (sadness 1+4+15+17, anger 4+5+7+17+23)
+    assert emotions["sad"] == {"AU01", "AU04", "AU15", "AU17"}
     assert emotions["surprised"] == {"AU01", "AU02", "AU05", "AU26"}
     assert {"AU01", "AU02", "AU04", "AU05", "AU07", "AU20"} <= emotions["fear"]
-    assert emotions["angry"] == {"AU04", "AU05", "AU07", "AU23"}
+    assert emotions["angry"] == {"AU04", "AU05", "AU07", "AU17", "AU23"}
     assert {"AU09", "AU10", "AU15"} <= emotions["disgusted"]
     assert emotions["contempt"] == {"AU12", "AU14"}
     assert emotions["neutral"] == set()
