@@ -4,6 +4,8 @@ and edit.py's --manipulator ned."""
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ned_outlier.errors import UserError
@@ -26,6 +28,13 @@ class AddStyleMean(nn.Module):
 
     def forward(self, codes, style):
         return codes + style.mean(dim=1)[:, None, None]
+
+
+class ReturnCodes(nn.Module):
+    """A stand-in generator that gives back the (standardised) codes it is given."""
+
+    def forward(self, codes, style):
+        return codes
 
 
 @pytest.fixture
@@ -102,3 +111,25 @@ def test_errors(checkpoint, tmp_path):
     flame = save_ned(NedNetworks(51, 3, SMALL), tmp_path / "flame.safetensors", other, EMOTIONS)
     with pytest.raises(UserError, match="checkpoint .* made for parameters of backend 'deca-flame'"):
         NedManipulator(flame).target_codes(source_params(), emotion="sad")
+
+
+def test_a_standardised_checkpoint_translates_in_the_codes_units(tmp_path):
+    """The statistics travel in the checkpoint: the manipulator's output is destandardised, so a generator that
+    returns its (standardised) input gives back the source codes; a checkpoint without them loads unstandardised."""
+    torch.manual_seed(0)
+    nets = NedNetworks(M + E, len(EMOTIONS), SMALL)
+    params = source_params()
+    nets.set_code_statistics(torch.from_numpy(np.concatenate([params.mouth, params.expression], 1)[None] * 3 + 1))
+    path = save_ned(nets, tmp_path / "standardised.safetensors", SCHEMA, EMOTIONS)
+    ned = NedManipulator(path)
+    torch.testing.assert_close(ned.nets.code_scale, nets.code_scale)
+    ned.nets.generator = ReturnCodes()
+    target = ned.target_codes(params, emotion="sad", mouth="edit")
+    np.testing.assert_allclose(target.expression, params.expression, atol=1e-5)
+    np.testing.assert_allclose(target.mouth, params.mouth, atol=1e-5)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    state = {k: v for k, v in load_file(str(path)).items() if k not in ("code_mean", "code_scale")}
+    save_file(state, str(tmp_path / "old.safetensors"), metadata=metadata)
+    old = NedManipulator(tmp_path / "old.safetensors")
+    assert old.nets.code_scale.eq(1).all() and old.nets.code_mean.eq(0).all()

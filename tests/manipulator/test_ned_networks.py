@@ -107,3 +107,27 @@ def test_a_reference_step_weights_target_terms_by_both_samples(nets):
     torch.testing.assert_close(target.weight, torch.tensor([0.3, 0.5, 1.0, 0.2]))
     torch.testing.assert_close(target.style, nets.style_encoder(reference.codes))
     assert torch.equal(target.emotion, reference.emotion)
+
+
+def test_standardised_networks_are_blind_to_each_components_scale(nets):
+    """The standardised networks (data.standardise_codes) see the same thing when a component's unit changes."""
+    codes = torch.randn(6, T, CODES) * 0.1 + 0.3
+    unit = torch.linspace(0.05, 20.0, CODES)  # each component in another unit
+    nets.set_code_statistics(codes)
+    rescaled = NedNetworks(CODES, EMOTIONS)
+    rescaled.load_state_dict(nets.state_dict())
+    rescaled.set_code_statistics(codes * unit)
+    torch.testing.assert_close(rescaled.code_scale, nets.code_scale * unit)
+    style = torch.randn(6, 16)
+    torch.testing.assert_close(rescaled.translate(codes * unit, style), nets.translate(codes, style) * unit,
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(rescaled.encode_style(codes * unit), nets.encode_style(codes), rtol=1e-4, atol=1e-5)
+    standard = nets.standardise(codes).reshape(-1, CODES)
+    torch.testing.assert_close(standard.mean(dim=0), torch.zeros(CODES), atol=1e-5, rtol=0)
+    torch.testing.assert_close(standard.std(dim=0), torch.ones(CODES), atol=1e-4, rtol=0)
+
+
+def test_unstandardised_by_default(nets):
+    """NED's networks take the codes as they are."""
+    x, style = torch.randn(B, T, CODES), torch.randn(B, 16)
+    torch.testing.assert_close(nets.translate(x, style), nets.generator(x, style))

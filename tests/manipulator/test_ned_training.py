@@ -5,6 +5,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 
 from ned_outlier.data.synthmead import MotionConfig, SynthConfig, build_synthmead
 from ned_outlier.errors import UserError
@@ -102,3 +103,24 @@ def test_two_cpu_processes_stay_in_sync(synthmead, tmp_path):
         "--set", "train.batch_size=4", "--output-dir", tmp_path / "ddp", "--quiet")
     checksums = per_process_checksums(result.stdout, "parameter")
     assert len(checksums) == 2 and checksums[0] == checksums[1]
+
+
+def test_standardised_codes_and_the_per_epoch_evaluation(synthmead, tmp_path):
+    """data.standardise_codes keeps the training windows' statistics in the checkpoint; `evaluate` sees the networks
+    in eval mode after each epoch and its values join the history."""
+    from ned_outlier.manipulator.ned.trainer import load_windows
+
+    seen = []
+
+    def evaluate(nets):
+        seen.append((nets.training, torch.is_grad_enabled()))
+        return {"eval/code_scale_sum": float(nets.code_scale.sum())}
+
+    config = tiny(synthmead, tmp_path / "standardised", "train.epochs=2", "data.standardise_codes=true")
+    result = train_ned(config, progress=False, evaluate=evaluate)
+    assert seen == [(False, False), (False, False)]
+    codes = torch.from_numpy(load_windows(config.data, (), progress=False).codes).flatten(0, 1)
+    nets, _, _ = load_ned(result.model_path)
+    torch.testing.assert_close(nets.code_mean, codes.mean(dim=0))
+    torch.testing.assert_close(nets.code_scale, codes.std(dim=0).clamp_min(1e-3))
+    assert [h["eval/code_scale_sum"] for h in result.history] == pytest.approx([float(nets.code_scale.sum())] * 2)

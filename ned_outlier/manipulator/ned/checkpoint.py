@@ -20,6 +20,7 @@ from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.reconstruction.params import ParamSchema
 
 FORMAT = "ned-manipulator/1"
+STANDARDISATION = ("code_mean", "code_scale")  # absent from checkpoints made before it: unstandardised
 
 
 def save_ned(nets: NedNetworks, path: str | Path, schema: ParamSchema, emotions: tuple[str, ...],
@@ -61,5 +62,8 @@ def load_ned(path: str | Path, expected_schema: ParamSchema | None = None
     network = json.loads(metadata["network"])
     config = NedNetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in network.items()})
     nets = NedNetworks(len(schema.mouth_names) + len(schema.expression_names), len(emotions), config)
-    nets.load_state_dict(load_file(str(path)))
+    missing, unexpected = nets.load_state_dict(load_file(str(path)), strict=False)
+    if unexpected or set(missing) - set(STANDARDISATION):
+        raise UserError(f"{path}: its weights do not fit its network widths (missing {', '.join(missing)}; "
+                        f"unexpected {', '.join(unexpected)})")
     return nets.eval(), schema, emotions

@@ -80,7 +80,7 @@ class NedManipulator:
                    for start in window_starts_of(len(run), WINDOW)]
         if not windows:
             raise UserError("the reference clip shows no face")
-        styles = [self.nets.style_encoder(torch.from_numpy(w[None]).to(self.device))[0].cpu().numpy()
+        styles = [self.nets.encode_style(torch.from_numpy(w[None]).to(self.device))[0].cpu().numpy()
                   for w in windows]
         return torch.from_numpy(geometric_median(np.stack(styles))[None]).float().to(self.device)
 
@@ -96,7 +96,7 @@ class NedManipulator:
             starts = window_starts_of(len(run), WINDOW)
             for chunk in range(0, len(starts), 256):
                 batch = np.stack([codes[run[s:s + length]] for s in starts[chunk:chunk + 256]])
-                fake = self.nets.generator(torch.from_numpy(batch).to(self.device),
+                fake = self.nets.translate(torch.from_numpy(batch).to(self.device),
                                            style.expand(len(batch), -1)).cpu().numpy()
                 for s, window in zip(starts[chunk:chunk + 256], fake):
                     summed[s:s + length] += weights * window

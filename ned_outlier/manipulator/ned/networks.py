@@ -15,6 +15,11 @@ Sizes are NED's (manipulator/models/networks.py of the released code, which the 
 
 Linear layers start from He (fan-in) normal weights and zero biases, as NED and StarGAN v2 initialise them; the
 LSTMs keep torch's initialisation.
+
+The networks see codes standardised by a per-component mean and scale kept with them (buffers code_mean,
+code_scale; `translate` and `encode_style` take and give codes as they are). NED uses DECA's codes unchanged
+(mean 0, scale 1 here, the default); the trainer's data.standardise_codes sets them from the training windows,
+for codes whose components differ in scale, as the AU backend's do (standard deviations from 0.03 to 0.7).
 """
 
 from __future__ import annotations
@@ -133,7 +138,32 @@ class NedNetworks(nn.Module):
         self.mapping = MappingNetwork(n_emotions, config)
         self.style_encoder = StyleEncoder(code_dim, config)
         self.discriminator = Discriminator(code_dim, n_emotions, config)
+        self.register_buffer("code_mean", torch.zeros(code_dim))
+        self.register_buffer("code_scale", torch.ones(code_dim))
         self.apply(he_init)
+
+    def set_code_statistics(self, codes: torch.Tensor, min_scale: float = 1e-3) -> None:
+        """Standardise with the per-component mean and standard deviation of codes (N, T, C) (floored at
+        min_scale)."""
+        flat = codes.reshape(-1, self.code_dim).to(self.code_mean)
+        self.code_mean.copy_(flat.mean(dim=0))
+        self.code_scale.copy_(flat.std(dim=0).clamp_min(min_scale))
+
+    def standardise(self, codes: torch.Tensor) -> torch.Tensor:
+        """(..., C) codes as they are -> as the networks see them."""
+        return (codes - self.code_mean) / self.code_scale
+
+    def destandardise(self, codes: torch.Tensor) -> torch.Tensor:
+        """(..., C) codes as the networks see them -> as they are."""
+        return codes * self.code_scale + self.code_mean
+
+    def translate(self, codes: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """codes (B, T, C) as they are, style (B, S) -> the generator's codes (B, T, C) as they are."""
+        return self.destandardise(self.generator(self.standardise(codes), style))
+
+    def encode_style(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, T, C) as they are -> style (B, S)."""
+        return self.style_encoder(self.standardise(codes))
 
 
 def he_init(module: nn.Module) -> None:
