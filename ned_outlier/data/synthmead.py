@@ -19,6 +19,9 @@ truth.csv: path, actor, label (the folder), rendered (the emotion shown), intens
 span [onset_end, offset_start) where the envelope is at least half its peak. A window is a true outlier when its clip
 is ambiguous or wrongly labelled, or (any clip) when most of its frames lie outside the expressive span; neutral
 clips are never outliers.
+Twins (config `twins`: the experiment's test actors): each clean clip of those actors again in every other emotion,
+with the same identity and speech, under root/twins/ (twin_path); an edit of the clip toward an emotion is compared
+with its twin there, as NED's successors compare an edit with the same sentence acted in the target emotion.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ned_outlier.labels import EMOTIONS
 LOG = logging.getLogger(__name__)
 
 KINDS = ("clean", "onset_offset", "ambiguous", "wrong_label")
+TWINS = "twins"  # the folder of the twins under the set's root (not an actor: it has no video/ folder)
 LEVEL = 3  # every clip is filed at MEAD's level 3 (NED's choice); neutral at level 1 as in MEAD
 
 
@@ -75,7 +79,8 @@ class MotionConfig:
 class SynthConfig:
     """Every setting (configs/ned/synthmead.yaml). sources: name -> {media, limit, frame} as face_sources'
     SourceConfig; a video source gives its `frame`-th frame as a photo. outliers: kind ->
-    fraction of the emotional clips (the rest are clean)."""
+    fraction of the emotional clips (the rest are clean). twins: actors (S001, ...) whose clean clips also get a
+    twin in every other emotion (twin_path): the ground truth of an emotion edit of that clip."""
 
     seed: int = 0
     emotions: tuple[str, ...] = EMOTIONS[:7]
@@ -86,6 +91,7 @@ class SynthConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     outliers: dict = field(default_factory=lambda: {"onset_offset": 0.2, "ambiguous": 0.1, "wrong_label": 0.1})
     sources: dict = field(default_factory=dict)
+    twins: tuple[str, ...] = ()
     edit_config: str = "configs/edit/default.yaml"
     reconstruct_config: str = "configs/reconstruct/default.yaml"
 
@@ -209,13 +215,13 @@ def plan_clips(config: SynthConfig, identities: int, rng: np.random.Generator) -
 
 
 def render_clip(still: np.ndarray, params: FaceParams, plan: Plan, config: SynthConfig, manipulator, edit,
-                rng: np.random.Generator, path: Path) -> ClipTruth:
-    """Render one clip to `path` (atomically) and return its truth row (path filled in by the caller)."""
+                speech_tracks: tuple[np.ndarray, np.ndarray], path: Path) -> ClipTruth:
+    """Render one clip with the (frames,) jaw and press tracks of `speech` to `path` (atomically) and return its
+    truth row (path and actor filled in by the caller)."""
     motion = config.motion
     weight = envelope(motion.frames, motion.onset, plan.neutral)
-    jaw, press = speech(motion.frames, motion.fps, motion, rng)
     animated = repeat_frame(params, motion.frames, motion.fps)
-    target = animate(animated, manipulator, plan.rendered, plan.intensity, weight, jaw, press)
+    target = animate(animated, manipulator, plan.rendered, plan.intensity, weight, *speech_tracks)
     editor = FrameEditor(animated, target, edit)
     height, width = still.shape[:2]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +231,12 @@ def render_clip(still: np.ndarray, params: FaceParams, plan: Plan, config: Synth
     expressive = np.flatnonzero(weight >= 0.5)
     return ClipTruth("", "", plan.label, plan.rendered, plan.intensity, plan.kind, motion.frames,
                      int(expressive[0]), int(expressive[-1]) + 1)
+
+
+def twin_path(root: Path, clip: str, emotion: str) -> Path:
+    """Where the twin of the clip at `clip` (relative to root) in `emotion` is: the same identity and speech, that
+    emotion shown at full intensity (root/twins/<clip without .mp4>/<emotion>.mp4)."""
+    return Path(root) / TWINS / Path(clip).with_suffix("") / f"{emotion}.mp4"
 
 
 @dataclass(frozen=True)
@@ -264,8 +276,14 @@ def build_synthmead(config: SynthConfig, out: Path, progress: bool = True) -> Sy
             level = 1 if plan.label == "neutral" else LEVEL
             relative = Path(actor, "video", "front", plan.label, f"level_{level}", f"{plan.clip_id}.mp4")
             still = next(iter(VideoReader(face.media)))
-            truth = render_clip(still, params, plan, config, manipulator, edit, rng, out / relative)
+            speech_tracks = speech(config.motion.frames, config.motion.fps, config.motion, rng)
+            truth = render_clip(still, params, plan, config, manipulator, edit, speech_tracks, out / relative)
             truths.append(replace(truth, path=relative.as_posix(), actor=actor))
+            if plan.kind == "clean" and actor in config.twins:
+                for emotion in config.emotions:
+                    if emotion != plan.label:
+                        render_clip(still, params, replace(plan, rendered=emotion), config, manipulator, edit,
+                                    speech_tracks, twin_path(out, relative.as_posix(), emotion))
     write_truth(out / "truth.csv", truths)
     return SynthSet(truths, skipped)
 

@@ -9,7 +9,7 @@ import pytest
 
 from ned_outlier.data.mead import scan_mead
 from ned_outlier.data.synthmead import (ClipTruth, MotionConfig, SynthConfig, animate, build_synthmead, envelope,
-                                        plan_clips, read_truth, speech)
+                                        plan_clips, read_truth, speech, twin_path, TWINS)
 from ned_outlier.io.video import VideoReader
 from ned_outlier.manipulator.facs import FacsManipulator
 from ned_outlier.pipeline import load_edit_config
@@ -99,3 +99,23 @@ def test_a_small_build_is_mead_shaped_with_its_truth(tmp_path):
     assert upper_face_change["surprised", "clean"] > 2 * upper_face_change["surprised", "ambiguous"]
     with open(tmp_path / "truth.csv") as handle:
         assert next(csv.reader(handle))[:3] == ["path", "actor", "label"]
+
+
+def test_twins_keep_identity_and_speech_and_show_the_other_emotion(tmp_path):
+    config = SynthConfig(sources=SOURCES, emotions=("neutral", "happy", "surprised"), motion=MotionConfig(frames=24),
+                         outliers={}, twins=("S001",))
+    truths = build_synthmead(config, tmp_path, progress=False).truths
+    assert len(scan_mead(tmp_path)) == 3  # the twins are not clips of the set
+    twins = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / TWINS).rglob("*.mp4"))
+    assert twins == sorted(twin_path(Path(), t.path, e).as_posix() for t in truths for e in config.emotions
+                           if e != t.label)
+    video = {t.label: np.stack(list(VideoReader(tmp_path / t.path))).astype(float) for t in truths}
+    twin = np.stack(list(VideoReader(twin_path(tmp_path, truths[0].path, "surprised")))).astype(float)  # neutral's
+    upper = lambda frames: frames[12, :120]  # noqa: E731  (brows and eyes, mid-clip)
+    assert np.abs(upper(twin) - upper(video["surprised"])).mean() < 0.5 * np.abs(
+        upper(twin) - upper(video["neutral"])).mean()
+    # the mouth's motion between the onset and offset ramps (which move the whole face of an emotional clip)
+    motion = lambda frames: np.abs(np.diff(frames[5:19, 150:, 80:176], axis=0)).mean(axis=(1, 2, 3))  # noqa: E731
+    speech_r = np.corrcoef(motion(twin), motion(video["neutral"]))[0, 1]
+    other_r = np.corrcoef(motion(twin), motion(video["happy"]))[0, 1]
+    assert speech_r > 0.95 and other_r < 0.5, (speech_r, other_r)  # measured 0.996 and -0.30
