@@ -35,13 +35,13 @@ class CodeClassifier(nn.Module):
 
 
 def train_code_classifier(codes: np.ndarray, labels: np.ndarray, n_emotions: int, seed: int = 0, epochs: int = 60,
-                          batch_size: int = 64, lr: float = 3e-3) -> CodeClassifier:
+                          batch_size: int = 64, lr: float = 3e-3, hidden: int = 64) -> CodeClassifier:
     """Adam with cross-entropy on (N, T, C) windows with (N,) labels; deterministic given the seed."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     x = torch.from_numpy(np.asarray(codes, np.float32))
     y = torch.from_numpy(np.asarray(labels, np.int64))
-    model = CodeClassifier(x.shape[2], n_emotions)
+    model = CodeClassifier(x.shape[2], n_emotions, hidden)
     model.mean.copy_(x.reshape(-1, x.shape[2]).mean(dim=0))
     model.scale.copy_(x.reshape(-1, x.shape[2]).std(dim=0).clamp_min(1e-3))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -17,7 +17,10 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
    source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
    fer2013-minixception on rendered frames (warp renderer, mouth kept; the fraction of face frames whose top class
-   is the target, and the mean probability of the target) for the first `render_clips` test clips.
+   is the target, and the mean probability of the target) for the first `render_clips` test clips, and, without
+   a classifier, the paired code error: the mean |edited - twin| of the codes (in units of the training codes'
+   per-component deviation) against the clip's SynthMEAD twin in the target emotion (same identity and speech),
+   with the source's own |source - twin| as the reference (an edit that did nothing scores that).
 Reported: mean and standard deviation over the seeds for each arm.
 """
 
@@ -33,8 +36,8 @@ import numpy as np
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import (SCORES_SUMMARY, build_windows, clip_codes, read_lambda_table,
-                                          reconstruct_clips)
-from ned_outlier.data.synthmead import read_truth
+                                          reconstruct_clips, reconstruct_videos)
+from ned_outlier.data.synthmead import read_truth, twin_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
@@ -132,15 +135,39 @@ def pearson_rows(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def paired_code_error(edited: np.ndarray, twin: np.ndarray, source: np.ndarray, scale: np.ndarray
+                      ) -> tuple[float, float]:
+    """(T, C) codes of an edit, of the clip's twin in the target emotion and of the source; scale (C,) -> the mean
+    |edited - twin| / scale and |source - twin| / scale over the frames where all three have a face."""
+    found = np.isfinite(edited).all(1) & np.isfinite(twin).all(1) & np.isfinite(source).all(1)
+    return (float(np.mean(np.abs(edited[found] - twin[found]) / scale)),
+            float(np.mean(np.abs(source[found] - twin[found]) / scale)))
+
+
+def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0) -> float:
+    """The judge's target accuracy on held-out (N, T, C) windows translated by `nets` (NedNetworks) toward every
+    emotion with latents drawn from `seed`: what the experiment tracks per epoch (the learning curve)."""
+    import torch
+
+    codes = torch.from_numpy(np.asarray(windows, np.float32))
+    z = torch.randn(len(codes), nets.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    hits = [np.mean(judge.predict(nets.translate(codes, nets.mapping(z, torch.full((len(codes),), k))).numpy()) == k)
+            for k in range(nets.n_emotions)]
+    return float(np.mean(hits))
+
+
 def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: ExperimentConfig, fer, faces,
-                edit_config, work: Path) -> dict[str, float]:
-    """The code judge's target accuracy, mouth r and (on rendered frames) fer's target rate of one trained model."""
+                edit_config, work: Path, twins: dict | None = None) -> dict[str, float]:
+    """The code judge's target accuracy, mouth r, (on rendered frames) fer's target rate and, where `twins`
+    ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired code error of one trained model."""
     from ned_outlier.manipulator.ned.inference import NedManipulator
     from ned_outlier.pipeline import FrameEditor
     from recognition.evaluate import evaluate_video, summarise
 
     ned = NedManipulator(model_path, seed=seed)
     correct, total, mouth_r, rendered_hits, target_probability, rendered_faces = 0, 0, [], 0.0, 0.0, 0
+    scale = judge.scale.numpy()
+    errors, source_errors = [], []
     for number, (clip, params) in enumerate(test_clips):
         source = clip_codes(params)
         found = params.face_found
@@ -152,6 +179,11 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
             total += len(windows)
             mouth = len(params.schema.mouth_names)
             mouth_r.append(pearson_rows(source[found, :mouth], translated[found, :mouth]))
+            twin = (twins or {}).get((clip.path, emotion))
+            if twin is not None:
+                error, source_error = paired_code_error(translated, clip_codes(twin), source, scale)
+                errors.append(error)
+                source_errors.append(source_error)
             if number < config.render_clips:
                 target = ned.target_codes(params, emotion=emotion, mouth="keep")
                 video = work / f"{clip.actor}_{clip.emotion}_{clip.clip_id}_{emotion}.mp4"
@@ -169,7 +201,21 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
                 video.unlink()
     return {"code_judge_target_accuracy": correct / total, "mouth_r": float(np.nanmean(mouth_r)),
             "fer_target_rate": rendered_hits / rendered_faces if rendered_faces else float("nan"),
-            "fer_target_probability": target_probability / rendered_faces if rendered_faces else float("nan")}
+            "fer_target_probability": target_probability / rendered_faces if rendered_faces else float("nan"),
+            "code_error": float(np.mean(errors)) if errors else float("nan"),
+            "source_code_error": float(np.mean(source_errors)) if source_errors else float("nan")}
+
+
+def load_twins(test_clips: list, root: Path, cache: Path, emotions: tuple[str, ...], reconstruction,
+               progress: bool) -> dict:
+    """(clip path, emotion) -> FaceParams of the reconstructed twin, for every twin SynthMEAD made of the clips
+    (none for a set made without `twins`)."""
+    wanted = [(clip.path, emotion, twin_path(root, clip.path.relative_to(root).as_posix(), emotion))
+              for clip in test_clips for emotion in emotions if emotion != clip.emotion]
+    wanted = [row for row in wanted if row[2].is_file()]
+    paths = reconstruct_videos([row[2] for row in wanted], root, cache, reconstruction, progress, "reconstruct twins")
+    return {(clip, emotion): FaceParams.load(path) for (clip, emotion, _), path in zip(wanted, paths)
+            if path is not None}
 
 
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
@@ -205,15 +251,22 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     judge = train_code_classifier(train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions))
     results["code_judge"] = {"train_windows": int(clean.sum()), "test_accuracy": float(
         np.mean(judge.predict(test_windows.codes) == test_windows.emotion))}
+    held_out = test_windows.codes[clean_mask(test_windows, truth_by_path)]
 
     loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
+    twins = load_twins([clip for clip, _ in loaded], root, Path(config.params_cache), config.emotions,
+                       reconstruction, progress)
+    results["twins"] = len(twins)
     edit = load_edit_config()
     edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
     runs = results.setdefault("runs", {})
     previous = out / "results.json"
+    curves = results.setdefault("curves", {})  # per run: the judge's target accuracy on held-out windows per epoch
     if previous.is_file():
-        runs.update(json.loads(previous.read_text()).get("runs", {}))
+        earlier = json.loads(previous.read_text())
+        runs.update(earlier.get("runs", {}))
+        curves.update(earlier.get("curves", {}))
     tables = {"with_lambda": config.lambdas, "without_lambda": "null",
               "uniform_lambda": uniform_table(config.lambdas, out / "uniform_lambda")}
     for seed in config.seeds:
@@ -226,9 +279,15 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"data.lambdas={tables[arm]}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
                          f"train.output_dir={out / arm / f'seed{seed}'}"]
-            trained = train_ned(load_ned_config(repo_path(config.training_config), overrides), progress=progress)
+            training = load_ned_config(repo_path(config.training_config), overrides)
+            trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
+                "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed)})
+            curves[key] = {
+                "iteration": [epoch["step"] for epoch in trained.history],
+                "target_accuracy": [epoch["eval/target_accuracy"] for epoch in trained.history]}
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
-                runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work))
+                runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
+                                        twins)
             _write(previous, results)
     results["summary"] = summarise_runs(runs, config.seeds)
     _write(previous, results)
@@ -280,12 +339,14 @@ def table(results: dict) -> str:
     measures = (("code_judge_target_accuracy", "code judge: target accuracy"),
                 ("fer_target_rate", "fer2013 on rendered frames: target rate"),
                 ("fer_target_probability", "fer2013 on rendered frames: mean p(target)"),
-                ("mouth_r", "mouth r (generator's mouth code)"))
+                ("mouth_r", "mouth r (generator's mouth code)"),
+                ("code_error", "paired code error against the twin (lower is better)"),
+                ("source_code_error", "the same for the unedited source (reference)"))
     lines = ["| measure | " + " | ".join(ARM_NAMES[arm] for arm in ARMS) + " |", "|---" * (len(ARMS) + 1) + "|"]
     summary = results["summary"]
     for key, name in measures:
-        cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}" if arm in summary else "-"
-                 for arm in ARMS]
+        cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}"
+                 if key in summary.get(arm, {}) else "-" for arm in ARMS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     detection = results["outlier_detection"]
     lines.append("")

@@ -114,7 +114,8 @@ def score_clips(clips: list[MeadClip], classifier, faces, config: ScoringConfig,
     kept, with no windows (write_scores counts them)."""
     missing = sorted({clip.emotion for clip in clips} - set(classifier.labels))
     if missing:
-        raise UserError(f"the scorer has no class {', '.join(missing)} (its classes: {', '.join(classifier.labels)})")
+        raise UserError(f"the scorer has no class {', '.join(missing)} (its classes: {', '.join(classifier.labels)}); "
+                        "leave those clips out with the config's mead.emotions")
     scores = []
     for clip in tqdm(clips, desc="score clips", unit="clip", disable=not progress):
         try:

@@ -11,13 +11,16 @@ front view, intensity level 3 of the seven emotions plus the neutral clips, and 
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from ned_outlier.errors import UserError
 from ned_outlier.labels import normalise_emotion
 
+LOG = logging.getLogger(__name__)
 LEVEL_FOLDER = re.compile(r"^level_(\d+)$")
 
 
@@ -35,13 +38,15 @@ class MeadClip:
 
 @dataclass(frozen=True)
 class MeadSelection:
-    """Which clips to use: actors (empty: every actor folder), view, levels of the emotional clips, and whether the
-    neutral clips (MEAD has them at level 1 only) are included whatever `levels` says."""
+    """Which clips to use: actors (empty: every actor folder), view, levels of the emotional clips, whether the
+    neutral clips (MEAD has them at level 1 only) are included whatever `levels` says, and emotions (canonical names;
+    empty: all eight; the clips of the others are counted and logged, e.g. MEAD's contempt for a 7-class scorer)."""
 
     actors: tuple[str, ...] = ()
     view: str = "front"
     levels: tuple[int, ...] = (3,)
     include_neutral: bool = True
+    emotions: tuple[str, ...] = ()
 
 
 def _actor_folders(root: Path, actors: tuple[str, ...]) -> list[Path]:
@@ -63,7 +68,8 @@ def scan_mead(root: str | Path, selection: MeadSelection | None = None) -> list[
     """Every selected clip under `root`, sorted by actor, emotion, level, id; UserError when none matches."""
     selection = selection or MeadSelection()
     root = Path(root)
-    clips = []
+    clips, left_out = [], Counter()
+    kept = {normalise_emotion(emotion) for emotion in selection.emotions}
     for actor in _actor_folders(root, selection.actors):
         for emotion_folder in sorted((actor / "video" / selection.view).glob("*")):
             emotion = normalise_emotion(emotion_folder.name)
@@ -71,8 +77,16 @@ def scan_mead(root: str | Path, selection: MeadSelection | None = None) -> list[
                 match = LEVEL_FOLDER.match(level_folder.name)
                 if match is None or not _wanted(emotion, int(match.group(1)), selection):
                     continue
-                clips += [MeadClip(actor.name, selection.view, emotion, int(match.group(1)), video.stem, video)
-                          for video in sorted(level_folder.glob("*.mp4"))]
+                found = [MeadClip(actor.name, selection.view, emotion, int(match.group(1)), video.stem, video)
+                         for video in sorted(level_folder.glob("*.mp4"))]
+                if kept and emotion not in kept:
+                    left_out[emotion] += len(found)
+                else:
+                    clips += found
+    if left_out:
+        LOG.warning("left out %s (not among the selected emotions %s)",
+                    ", ".join(f"{n} {emotion} clips" for emotion, n in sorted(left_out.items())),
+                    ", ".join(selection.emotions))
     if not clips:
         raise UserError(f"no MEAD clips under {root} for view {selection.view!r}, levels {list(selection.levels)}"
                         f"{', actors ' + ', '.join(selection.actors) if selection.actors else ''}")

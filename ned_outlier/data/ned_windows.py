@@ -42,14 +42,20 @@ def reconstruct_clips(clips: list[MeadClip], root: Path, cache: Path, config: Re
                       progress: bool = False) -> list[Path | None]:
     """Each clip's reconstruction as cache/<its path under root>.npz (made once; an existing file is reused), or
     None for a clip in which no face is found."""
+    return reconstruct_videos([clip.path for clip in clips], root, cache, config, progress)
+
+
+def reconstruct_videos(videos: list[Path], root: Path, cache: Path, config: ReconstructionConfig,
+                       progress: bool = False, desc: str = "reconstruct clips") -> list[Path | None]:
+    """reconstruct_clips for videos given by their paths (each under root)."""
     paths = []
-    for clip in tqdm(clips, desc="reconstruct clips", unit="clip", disable=not progress):
-        target = cache / clip.path.relative_to(root).with_suffix(".npz")
+    for video in tqdm(videos, desc=desc, unit="clip", disable=not progress):
+        target = cache / Path(video).relative_to(root).with_suffix(".npz")
         if not target.is_file():
             try:
-                params = reconstruct(clip.path, config, progress=False)
+                params = reconstruct(video, config, progress=False)
             except UserError as error:
-                LOG.warning("skipping %s: %s", clip.path, error)
+                LOG.warning("skipping %s: %s", video, error)
                 paths.append(None)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)

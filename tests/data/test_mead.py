@@ -49,3 +49,14 @@ def test_windows_of_ten_frames_hop_one():
     assert list(window_starts(12)) == [0, 1, 2]
     assert list(window_starts(25, length=10, hop=5)) == [0, 5, 10, 15]
     assert list(window_starts(9)) == []
+
+
+def test_an_emotion_filter_leaves_out_contempt_and_says_so(mead, caplog):
+    for clip in ("001", "002", "003"):
+        folder = mead / "M003" / "video" / "front" / "contempt" / "level_3"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{clip}.mp4").touch()
+    assert "contempt" in {c.emotion for c in scan_mead(mead)}  # no filter: all eight
+    clips = scan_mead(mead, MeadSelection(emotions=("neutral", "Anger", "happy")))  # synonyms are understood
+    assert {c.emotion for c in clips} == {"angry", "happy", "neutral"} and len(clips) == 12
+    assert "left out 3 contempt clips" in caplog.text

@@ -28,7 +28,7 @@ def test_outlier_precision_and_recall_by_hand():
 
 
 def test_summary_over_seeds_and_table():
-    measures = ("code_judge_target_accuracy", "fer_target_rate", "fer_target_probability", "mouth_r")
+    measures = ("code_judge_target_accuracy", "fer_target_rate", "fer_target_probability", "mouth_r")  # no code_error: "-"
     runs = {"with_lambda/seed0": dict(zip(measures, (0.5, 0.2, 0.3, 0.9))),
             "with_lambda/seed1": dict(zip(measures, (0.7, 0.4, 0.3, 0.8))),
             "without_lambda/seed0": dict(zip(measures, (0.4, 0.1, 0.2, 0.7)))}
@@ -41,6 +41,7 @@ def test_summary_over_seeds_and_table():
                   "code_judge": {"test_accuracy": 0.9}})
     assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 | - |" in text
     assert "precision 0.500, recall 0.250" in text
+    assert "| paired code error against the twin (lower is better) | - | - | - |" in text  # runs without twins
 
 
 def test_mouth_r_skips_still_components():
@@ -107,3 +108,15 @@ def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
     assert len(windows) == 2 * (12 - 10 + 1)  # every 10-frame window of both clips, hop 1
     assert all(0 < float(w["lambda"]) <= 1 for w in windows)
     assert prepare_inputs(config, progress=False) == []  # both exist now: nothing is remade
+
+
+def test_paired_code_error_by_hand():
+    from experiments.outlier_experiment import paired_code_error
+
+    twin = np.zeros((3, 2))
+    source = np.array([[1.0, 2.0], [1.0, 2.0], [9.0, 9.0]])
+    edited = np.array([[0.5, 0.0], [0.5, 1.0], [np.nan, np.nan]])  # frame 2 has no face in the edit: left out
+    error, source_error = paired_code_error(edited, twin, source, scale=np.array([0.5, 1.0]))
+    assert error == pytest.approx(np.mean([1.0, 0.0, 1.0, 1.0]))   # |0.5| / 0.5 = 1, |1| / 1 = 1
+    assert source_error == pytest.approx(np.mean([2.0, 2.0, 2.0, 2.0]))
+    assert paired_code_error(twin, twin, source, np.ones(2))[0] == 0.0

@@ -31,3 +31,21 @@ def test_missing_data_and_missing_clip_weights_are_one_line_errors(script, tiny_
     assert_one_line_error(code, err, "CLIP weights not found", "vit.bin")
     code, err = run(script, capfd, tiny_mead, "--scorer", "no-such-model", "--out", tmp_path / "o")
     assert_one_line_error(code, err, "unknown model 'no-such-model'")
+
+
+@pytest.mark.slow
+def test_contempt_clips_are_left_out_by_the_default_config_and_refused_without_it(script, tiny_mead, tmp_path,
+                                                                                  capfd, caplog):
+    import shutil
+
+    mead = shutil.copytree(tiny_mead, tmp_path / "mead")
+    contempt = mead / "M001/video/front/contempt/level_3"
+    contempt.mkdir(parents=True)
+    shutil.copy(mead / "M001/video/front/happy/level_3/001.mp4", contempt / "001.mp4")
+    code, out, err = run_with_output(script, capfd, mead, "--out", tmp_path / "o", "--quiet")
+    assert code == 0, err
+    assert "3 clips, 9 windows scored" in out and "left out 1 contempt clips" in caplog.text
+    unfiltered = tmp_path / "all.yaml"
+    unfiltered.write_text("mead: {emotions: []}\n")
+    code, err = run(script, capfd, mead, "--config", unfiltered, "--out", tmp_path / "o2")
+    assert_one_line_error(code, err, "the scorer has no class contempt", "mead.emotions")

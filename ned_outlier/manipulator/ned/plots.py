@@ -36,3 +36,25 @@ def plot_translations(source: np.ndarray, translated: dict[str, np.ndarray], sch
     figure.suptitle("source (dashed) -> translated (solid)")
     figure.tight_layout()
     return figure
+
+
+def plot_learning_curves(curves: dict[str, tuple[list[float], list[float]]], chance: float, goal: float | None = None):
+    """A matplotlib figure of target accuracy against training iterations: curves maps a run's name to its
+    (iterations, accuracies); chance (and the goal, when given) as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for name, (iterations, accuracy) in curves.items():
+        axis.plot(iterations, accuracy, marker=".", linewidth=1.2, label=name)
+    axis.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.3f})")
+    if goal is not None:
+        axis.axhline(goal, color="green", linestyle=":", linewidth=1, label=f"goal ({goal:.2f})")
+    axis.set_xlabel("training iterations")
+    axis.set_ylabel("judge: target accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    return figure

@@ -148,8 +148,9 @@ class NedObjective(nn.Module):
 
 @dataclass(frozen=True)
 class NedTrainResult:
-    """model_path; history: per epoch the means of every logged term (e.g. "g_latent/cycle", "lambda/mean") and
-    "d", "g" (each network's two steps summed); checksum: the parameter sum on each process."""
+    """model_path; history: per epoch the means of every logged term (e.g. "g_latent/cycle", "lambda/mean"),
+    "d", "g" (each network's two steps summed) and "step" (the iterations done by the epoch's end); checksum: the
+    parameter sum on each process."""
 
     model_path: Path
     history: list[dict[str, float]]
@@ -267,7 +268,7 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
             if config.train.checkpoint_every and progress_state.global_step % config.train.checkpoint_every == 0:
                 save_resume_state(accelerator, checkpoints)
         progress_state.epoch, progress_state.step_in_epoch = epoch + 1, 0
-        history.append(_epoch_means(accelerator, epoch_logs))
+        history.append(_epoch_means(accelerator, epoch_logs) | {"step": float(progress_state.global_step)})
         if val is not None:
             history[-1] |= validate(accelerator.unwrap_model(objective), val, config)
             accelerator.log({k: v for k, v in history[-1].items() if k.startswith("val/")},
