@@ -291,7 +291,20 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
             _write(previous, results)
     results["summary"] = summarise_runs(runs, config.seeds)
     _write(previous, results)
+    if curves:
+        write_learning_curves(curves, len(config.emotions), out / "learning_curves.png")
     return results
+
+
+def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
+    """path: every run's judge target accuracy against its iterations (results.json's `curves`)."""
+    from ned_outlier.manipulator.ned.plots import plot_learning_curves
+
+    figure = plot_learning_curves({key: (c["iteration"], c["target_accuracy"]) for key, c in sorted(curves.items())},
+                                  chance=1 / n_emotions, goal=0.7)
+    with atomic_output(path) as temp:
+        figure.savefig(temp, format="png", dpi=120)
+    return path
 
 
 def uniform_table(lambdas: str, folder: Path) -> Path:

@@ -120,3 +120,34 @@ def test_paired_code_error_by_hand():
     assert error == pytest.approx(np.mean([1.0, 0.0, 1.0, 1.0]))   # |0.5| / 0.5 = 1, |1| / 1 = 1
     assert source_error == pytest.approx(np.mean([2.0, 2.0, 2.0, 2.0]))
     assert paired_code_error(twin, twin, source, np.ones(2))[0] == 0.0
+
+
+def test_learning_curves_figure(tmp_path):
+    from experiments.outlier_experiment import write_learning_curves
+
+    curves = {"without_lambda/seed0": {"iteration": [100, 200], "target_accuracy": [0.2, 0.6]}}
+    path = write_learning_curves(curves, 7, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_window_target_accuracy_rewards_translations_that_follow_the_target():
+    import torch
+    from types import SimpleNamespace
+
+    from experiments.outlier_experiment import window_target_accuracy
+
+    class Nets:
+        def __init__(self, follows):
+            self.config, self.n_emotions, self.follows = SimpleNamespace(latent_dim=4), 3, follows
+
+        def mapping(self, z, emotion):  # (B, latent) -> (B, 3) one-hot style of the target
+            return torch.nn.functional.one_hot(emotion, 3).float()
+
+        def translate(self, codes, style):  # component k lifted for target k, or the source unchanged
+            return codes + 5 * style[:, None, :] if self.follows else codes
+
+    judge = SimpleNamespace(predict=lambda codes: codes.mean(axis=1).argmax(axis=1))
+    windows = np.zeros((6, 10, 3), np.float32)
+    windows[:, :, 0] = 1.0  # every source window reads as class 0
+    assert window_target_accuracy(Nets(True), windows, judge) == 1.0
+    assert window_target_accuracy(Nets(False), windows, judge) == pytest.approx(1 / 3)
