@@ -9,8 +9,11 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
 1. lambda's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
    truth (SynthMEAD's ambiguous and wrongly labelled clips, and neutral onset/offset windows), over the training
    actors' emotional windows.
-2. A parameter-space judge (code_classifier.py) trained on the clean, expressive windows of the training actors;
-   its accuracy on the test actors' clean windows says how far to trust it.
+2. A parameter-space judge (code_classifier.py) trained on the clean, expressive windows of the training actors
+   (cached in output_dir/code_judge.pt); its accuracy on the test actors' clean windows says how far to trust it.
+   With `judge_relative` it reads each window relative to its person's mean neutral code (the mean over that
+   actor's neutral windows; for a test actor, the sources' own neutral clips), which takes out most of what the
+   reconstruction's codes carry of identity.
 3. For each seed, NED trained with lambda, without it, and with every window weighted by the mean lambda (a control:
    the same overall loss scale as with lambda, without choosing between windows), identical otherwise.
 4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
@@ -43,7 +46,7 @@ from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from experiments.code_classifier import train_code_classifier
+from experiments.code_classifier import cached_code_classifier
 
 ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
 ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
@@ -68,10 +71,23 @@ class ExperimentConfig:
     emotions: tuple[str, ...] = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")
     render_clips: int = 4
     reconstruct_config: str = "configs/reconstruct/default.yaml"
+    judge_relative: bool = True
+    judge_hidden: int = 64
+    arms: tuple[str, ...] = ARMS
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.arms) - set(ARMS))
+        if unknown or not self.arms:
+            raise ValueError(f"arms must be some of {', '.join(ARMS)}, not {', '.join(unknown) or 'none'}")
+
+    @property
+    def needs_lambdas(self) -> bool:
+        """Whether an arm uses the lambda table (plain NED alone does not)."""
+        return any(arm != "without_lambda" for arm in self.arms)
 
 
-def load_experiment_config(path: str | Path) -> ExperimentConfig:
-    return load_config(path, ExperimentConfig)
+def load_experiment_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    return load_config(path, ExperimentConfig, overrides)
 
 
 def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
@@ -89,7 +105,7 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
                             "or point `data` at a finished set")
         build_synthmead(load_synth_config(repo_path(config.synthmead_config)), root, progress)
         made.append(root)
-    if not lambdas.is_file():
+    if config.needs_lambdas and not lambdas.is_file():
         if lambdas.name != "windows.csv":
             raise UserError(f"lambdas must name a windows.csv (the scorer's table), not {lambdas}")
         scoring = load_scoring_config(repo_path(config.scoring_config))
@@ -121,6 +137,22 @@ def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list, train
             "f1": 2 * precision * recall / max(precision + recall, 1e-12)}
 
 
+def neutral_baselines(windows, truths: dict, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(N,) actor of each window and actor -> (C,) mean code over that actor's neutral windows (zeros for every actor
+    when not `relative`: the judge then reads the codes as they are). UserError for an actor without neutral
+    windows."""
+    actor = np.array([truths[windows.clip_paths[c]].actor for c in windows.clip])
+    neutral = np.array(windows.emotions)[windows.emotion] == "neutral"
+    baselines = {}
+    for name in sorted(set(actor)):
+        mine = actor == name
+        if relative and not (mine & neutral).any():
+            raise UserError(f"actor {name} has no neutral window: judge_relative needs each actor's neutral clips")
+        baselines[name] = (windows.codes[mine & neutral].mean(axis=(0, 1)) if relative
+                           else np.zeros(windows.codes.shape[2], np.float32))
+    return actor, baselines
+
+
 def clean_mask(windows, truths: dict) -> np.ndarray:
     """(N,) windows of clean clips that lie in the expressive span (neutral clips: all of them)."""
     return np.array([truths[windows.clip_paths[c]].kind == "clean"
@@ -144,22 +176,26 @@ def paired_code_error(edited: np.ndarray, twin: np.ndarray, source: np.ndarray, 
             float(np.mean(np.abs(source[found] - twin[found]) / scale)))
 
 
-def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0) -> float:
+def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0, baseline: np.ndarray | None = None
+                           ) -> float:
     """The judge's target accuracy on held-out (N, T, C) windows translated by `nets` (NedNetworks) toward every
-    emotion with latents drawn from `seed`: what the experiment tracks per epoch (the learning curve)."""
+    emotion with latents drawn from `seed` (judged relative to the (N, C) baseline, if given): what the experiment
+    tracks per epoch (the learning curve)."""
     import torch
 
     codes = torch.from_numpy(np.asarray(windows, np.float32))
     z = torch.randn(len(codes), nets.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    hits = [np.mean(judge.predict(nets.translate(codes, nets.mapping(z, torch.full((len(codes),), k))).numpy()) == k)
-            for k in range(nets.n_emotions)]
+    hits = [np.mean(judge.predict(nets.translate(codes, nets.mapping(z, torch.full((len(codes),), k))).numpy(),
+                                  baseline) == k) for k in range(nets.n_emotions)]
     return float(np.mean(hits))
 
 
 def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: ExperimentConfig, fer, faces,
-                edit_config, work: Path, twins: dict | None = None) -> dict[str, float]:
-    """The code judge's target accuracy, mouth r, (on rendered frames) fer's target rate and, where `twins`
-    ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired code error of one trained model."""
+                edit_config, work: Path, twins: dict | None = None, baselines: dict | None = None
+                ) -> dict[str, float]:
+    """The code judge's target accuracy (relative to baselines[actor], where given), mouth r, (on rendered frames)
+    fer's target rate and, where `twins` ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired
+    code error of one trained model."""
     from ned_outlier.manipulator.ned.inference import NedManipulator
     from ned_outlier.pipeline import FrameEditor
     from recognition.evaluate import evaluate_video, summarise
@@ -175,7 +211,8 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
             translated = ned.translate(params, ned.emotion_style(emotion))
             starts = [s for s in range(len(source) - 9) if found[s:s + 10].all()]
             windows = np.stack([translated[s:s + 10] for s in starts])
-            correct += int(np.sum(judge.predict(windows) == config.emotions.index(emotion)))
+            correct += int(np.sum(judge.predict(windows, (baselines or {}).get(clip.actor))
+                                  == config.emotions.index(emotion)))
             total += len(windows)
             mouth = len(params.schema.mouth_names)
             mouth_r.append(pearson_rows(source[found, :mouth], translated[found, :mouth]))
@@ -234,10 +271,10 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if missing:
         raise UserError(f"test actors {', '.join(missing)} are not in {root} (its actors: {', '.join(actors)})")
     train_actors = tuple(a for a in actors if a not in config.test_actors)
-    lambdas = read_lambda_table(config.lambdas)
-    results: dict = {"config": asdict(config), "train_actors": list(train_actors),
-                     "outlier_detection": outlier_detection(lambdas.weights, truths, set(train_actors),
-                                                            lambdas.window)}
+    results: dict = {"config": asdict(config), "train_actors": list(train_actors)}
+    if config.needs_lambdas:
+        lambdas = read_lambda_table(config.lambdas)
+        results["outlier_detection"] = outlier_detection(lambdas.weights, truths, set(train_actors), lambdas.window)
 
     reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
     train_clips = scan_mead(root, MeadSelection(train_actors))
@@ -248,10 +285,21 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
     test_windows = build_windows(test_clips, test_paths, root, config.emotions)
     clean = clean_mask(train_windows, truth_by_path)
-    judge = train_code_classifier(train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions))
-    results["code_judge"] = {"train_windows": int(clean.sum()), "test_accuracy": float(
-        np.mean(judge.predict(test_windows.codes) == test_windows.emotion))}
-    held_out = test_windows.codes[clean_mask(test_windows, truth_by_path)]
+    train_actor, baselines = neutral_baselines(train_windows, truth_by_path, config.judge_relative)
+    test_actor, test_baselines = neutral_baselines(test_windows, truth_by_path, config.judge_relative)
+    judge = cached_code_classifier(
+        out / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions),
+        hidden=config.judge_hidden, baseline=np.stack([baselines[a] for a in train_actor[clean]]))
+    test_baseline = np.stack([test_baselines[a] for a in test_actor])
+    held = clean_mask(test_windows, truth_by_path)
+    held_out, held_out_baseline = test_windows.codes[held], test_baseline[held]
+    held_out_emotion = test_windows.emotion[held]
+    hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
+    results["code_judge"] = {"train_windows": int(clean.sum()), "test_windows": int(held.sum()),
+                             "relative": config.judge_relative, "test_accuracy": float(np.mean(hits)),
+                             "per_emotion": {name: float(np.mean(hits[held_out_emotion == k]))
+                                             for k, name in enumerate(config.emotions)
+                                             if (held_out_emotion == k).any()}}
 
     loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
     twins = load_twins([clip for clip, _ in loaded], root, Path(config.params_cache), config.emotions,
@@ -267,10 +315,11 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
         earlier = json.loads(previous.read_text())
         runs.update(earlier.get("runs", {}))
         curves.update(earlier.get("curves", {}))
-    tables = {"with_lambda": config.lambdas, "without_lambda": "null",
-              "uniform_lambda": uniform_table(config.lambdas, out / "uniform_lambda")}
+    tables = {"with_lambda": config.lambdas, "without_lambda": "null"}
+    if "uniform_lambda" in config.arms:
+        tables["uniform_lambda"] = uniform_table(config.lambdas, out / "uniform_lambda")
     for seed in config.seeds:
-        for arm in ARMS:
+        for arm in config.arms:
             key = f"{arm}/seed{seed}"
             if key in runs:
                 continue
@@ -281,13 +330,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"train.output_dir={out / arm / f'seed{seed}'}"]
             training = load_ned_config(repo_path(config.training_config), overrides)
             trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
-                "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed)})
+                "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed, held_out_baseline)})
             curves[key] = {
                 "iteration": [epoch["step"] for epoch in trained.history],
                 "target_accuracy": [epoch["eval/target_accuracy"] for epoch in trained.history]}
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
-                                        twins)
+                                        twins, test_baselines)
             _write(previous, results)
     results["summary"] = summarise_runs(runs, config.seeds)
     _write(previous, results)
@@ -361,10 +410,11 @@ def table(results: dict) -> str:
         cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}"
                  if key in summary.get(arm, {}) else "-" for arm in ARMS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    detection = results["outlier_detection"]
     lines.append("")
-    lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
-                 f"{detection['recall']:.3f}, F1 {detection['f1']:.3f} ({detection['flagged']} flagged, "
-                 f"{detection['true_outliers']} true outliers among {detection['windows']} training windows); "
-                 f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
+    if "outlier_detection" in results:
+        detection = results["outlier_detection"]
+        lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
+                     f"{detection['recall']:.3f}, F1 {detection['f1']:.3f} ({detection['flagged']} flagged, "
+                     f"{detection['true_outliers']} true outliers among {detection['windows']} training windows).")
+    lines.append(f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
     return "\n".join(lines)

@@ -4,6 +4,8 @@ weights lambda (same seeds, three each), judged on held-out identities, plus how
 SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json (an interrupted run resumes).
 
     python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, ~30 min
+    python scripts/run_ned_experiment.py --set "arms=[without_lambda]" --set "seeds=[0]" \
+        --set output_dir=out/ned_plain                          # plain NED's learning curve alone (no scoring)
 
 SynthMEAD and its lambda table are made first where the config's `data` / `lambdas` do not exist yet (the same as
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
@@ -31,6 +33,8 @@ DEFAULT_CONFIG = REPO / "configs" / "ned" / "experiment.yaml"
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set seeds=[0] (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -40,7 +44,7 @@ def main(argv=None) -> None:
     from experiments.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
                                                            table)
 
-    config = load_experiment_config(args.config)
+    config = load_experiment_config(args.config, args.overrides)
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
     # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.

@@ -2,9 +2,11 @@
 a code judge that learns a separable toy problem."""
 
 import numpy as np
+import torch
 import pytest
 
 from ned_outlier.data.synthmead import ClipTruth
+from ned_outlier.errors import UserError
 from experiments.code_classifier import train_code_classifier
 from experiments.outlier_experiment import outlier_detection, pearson_rows, summarise_runs, table
 
@@ -146,8 +148,69 @@ def test_window_target_accuracy_rewards_translations_that_follow_the_target():
         def translate(self, codes, style):  # component k lifted for target k, or the source unchanged
             return codes + 5 * style[:, None, :] if self.follows else codes
 
-    judge = SimpleNamespace(predict=lambda codes: codes.mean(axis=1).argmax(axis=1))
+    judge = SimpleNamespace(predict=lambda codes, baseline=None: codes.mean(axis=1).argmax(axis=1))
     windows = np.zeros((6, 10, 3), np.float32)
     windows[:, :, 0] = 1.0  # every source window reads as class 0
     assert window_target_accuracy(Nets(True), windows, judge) == 1.0
     assert window_target_accuracy(Nets(False), windows, judge) == pytest.approx(1 / 3)
+
+
+def test_neutral_baselines_are_each_actors_mean_neutral_code():
+    from types import SimpleNamespace
+
+    from experiments.outlier_experiment import neutral_baselines
+
+    codes = np.zeros((4, 2, 1), np.float32)
+    codes[:, :, 0] = [[1, 3], [9, 9], [5, 5], [7, 7]]  # A neutral (mean 2), A happy, B neutral (5), B happy
+    windows = SimpleNamespace(codes=codes, clip=np.array([0, 0, 1, 1]), clip_paths=("a.mp4", "b.mp4"),
+                              emotion=np.array([0, 1, 0, 1]), emotions=("neutral", "happy"))
+    truths = {"a.mp4": SimpleNamespace(actor="A"), "b.mp4": SimpleNamespace(actor="B")}
+    actor, baselines = neutral_baselines(windows, truths)
+    assert list(actor) == ["A", "A", "B", "B"]
+    assert baselines["A"] == pytest.approx([2.0]) and baselines["B"] == pytest.approx([5.0])
+    assert neutral_baselines(windows, truths, relative=False)[1]["A"] == pytest.approx([0.0])
+    windows.emotion = np.array([0, 1, 1, 1])  # B has no neutral window left
+    with pytest.raises(UserError, match="actor B has no neutral window"):
+        neutral_baselines(windows, truths)
+
+
+def test_a_relative_judge_reads_a_new_identity_that_the_raw_codes_hide():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    identity = np.repeat(np.array([[-2.0, 0, 0, 0], [2.0, 0, 0, 0], [0, 0, 0, 6.0]]), 200, axis=0)  # actor 2 is new
+    codes = rng.normal(0, 0.2, (600, 10, 4)).astype(np.float32) + identity[:, None, :].astype(np.float32)
+    codes[np.arange(600), :, labels + 1] += 1.0  # class 0 (neutral) lifts component 1, class k component k + 1
+    baseline = (identity + np.eye(4)[1]).astype(np.float32)  # each actor's mean neutral code
+    train, test = slice(0, 400), slice(400, 600)
+    raw = train_code_classifier(codes[train], labels[train], 3, epochs=15)
+    relative = train_code_classifier(codes[train], labels[train], 3, epochs=15, baseline=baseline[train])
+    assert np.mean(relative.predict(codes[test], baseline[test]) == labels[test]) > 0.95
+    assert np.mean(raw.predict(codes[test]) == labels[test]) < 0.8
+
+
+def test_the_judge_is_trained_once_and_retrained_when_its_data_change(tmp_path, monkeypatch):
+    import experiments.code_classifier as module
+
+    rng = np.random.default_rng(1)
+    codes, labels = rng.normal(size=(40, 5, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    first = module.cached_code_classifier(tmp_path / "judge.pt", codes, labels, 2, epochs=2)
+    monkeypatch.setattr(module, "train_code_classifier", lambda *a, **k: pytest.fail("trained again"))
+    again = module.cached_code_classifier(tmp_path / "judge.pt", codes, labels, 2, epochs=2)
+    assert np.array_equal(first.predict(codes), again.predict(codes))
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    for changed in ({"labels": 1 - labels}, {"epochs": 3}):
+        with pytest.raises(pytest.fail.Exception, match="trained again"):
+            module.cached_code_classifier(tmp_path / "judge.pt", codes, changed.get("labels", labels), 2,
+                                          epochs=changed.get("epochs", 2))
+
+
+def test_arms_are_checked_and_plain_ned_alone_needs_no_lambda_table():
+    from experiments.outlier_experiment import ExperimentConfig
+
+    assert not ExperimentConfig(arms=("without_lambda",)).needs_lambdas
+    assert ExperimentConfig().needs_lambdas
+    with pytest.raises(ValueError, match="arms must be some of"):
+        ExperimentConfig(arms=("with_lamda",))
+    summary = summarise_runs({"without_lambda/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
+    text = table({"summary": summary, "code_judge": {"test_accuracy": 0.8}})  # no outlier detection without lambda
+    assert "| code judge: target accuracy | - | 0.700 ± 0.000 | - |" in text and "precision" not in text

@@ -124,3 +124,19 @@ def test_standardised_codes_and_the_per_epoch_evaluation(synthmead, tmp_path):
     torch.testing.assert_close(nets.code_mean, codes.mean(dim=0))
     torch.testing.assert_close(nets.code_scale, codes.std(dim=0).clamp_min(1e-3))
     assert [h["eval/code_scale_sum"] for h in result.history] == pytest.approx([float(nets.code_scale.sum())] * 2)
+
+
+def test_the_averaged_networks_are_saved_and_resume_with_the_run(synthmead, tmp_path):
+    """train.ema_beta: the checkpoint holds the moving average, not the last weights, and the average is part of
+    the resume state (a run resumed at an epoch end saves the same model as one that was not stopped)."""
+    from safetensors.torch import load_file
+
+    ema = ("train.decay_epochs=0", "train.ema_beta=0.9")
+    whole = train_ned(tiny(synthmead, tmp_path / "whole", "train.epochs=3", *ema), progress=False)
+    train_ned(tiny(synthmead, tmp_path / "parts", "train.epochs=2", *ema), progress=False)
+    resumed = train_ned(tiny(synthmead, tmp_path / "parts", "train.epochs=3", *ema), progress=False)
+    saved, again = load_file(whole.model_path), load_file(resumed.model_path)
+    assert saved.keys() == again.keys() and all(torch.equal(saved[k], again[k]) for k in saved)
+    nets, _, _ = load_ned(whole.model_path)
+    saved_sum = sum(p.detach().double().sum() for p in nets.parameters()).item()
+    assert abs(saved_sum - whole.checksum[0]) > 1e-3  # the last weights' sum differs from the average's

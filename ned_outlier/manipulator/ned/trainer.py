@@ -34,6 +34,7 @@ from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import WindowSet, build_windows, read_lambda_table, reconstruct_clips
 from ned_outlier.errors import UserError
+from ned_outlier.manipulator.ned.averaging import AveragedNetworks
 from ned_outlier.manipulator.ned.checkpoint import save_ned
 from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discriminator_loss, generator_loss,
@@ -75,15 +76,21 @@ class DataSection:
 
 @dataclass(frozen=True)
 class OptimSection:
+    """NED's Adam settings; discriminator_lr: the discriminator's own rate (null: lr, as in NED; a higher one is the
+    two-time-scale rule of Heusel et al. 2017)."""
+
     lr: float = 1e-4
     mapping_lr: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.99)
+    discriminator_lr: float | None = None
 
 
 @dataclass(frozen=True)
 class TrainSection:
     """epochs (NED's niter 10), of which the last decay_epochs (niter_decay 10) decay the learning rates linearly
-    to 0; checkpoint_every: also save the resume state every that many iterations (0: at epoch ends only)."""
+    to 0; checkpoint_every: also save the resume state every that many iterations (0: at epoch ends only);
+    ema_beta: evaluate and save an exponential moving average of the weights (ned/averaging.py, StarGAN v2's 0.999)
+    instead of the last ones; 0 (NED's released code): off."""
 
     output_dir: str = "runs/ned"
     epochs: int = 10
@@ -93,9 +100,12 @@ class TrainSection:
     log_every: int = 10
     checkpoint_every: int = 0
     num_workers: int = 0
+    ema_beta: float = 0.0
 
     def __post_init__(self) -> None:
         check_schedule(self.epochs, self.batch_size, self.decay_epochs)
+        if not 0.0 <= self.ema_beta < 1.0:
+            raise ValueError(f"train.ema_beta must lie in [0, 1), not {self.ema_beta}")
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,8 @@ class NedTrainResult:
 
 def make_optimizers(nets: NedNetworks, optim: OptimSection) -> dict[str, torch.optim.Optimizer]:
     """NED's Adam per network (the mapping network with its own learning rate)."""
-    lr = {"generator": optim.lr, "mapping": optim.mapping_lr, "style_encoder": optim.lr, "discriminator": optim.lr}
+    lr = {"generator": optim.lr, "mapping": optim.mapping_lr, "style_encoder": optim.lr,
+          "discriminator": optim.lr if optim.discriminator_lr is None else optim.discriminator_lr}
     return {name: torch.optim.Adam(getattr(nets, name).parameters(), lr=rate, betas=optim.betas)
             for name, rate in lr.items()}
 
@@ -226,9 +237,14 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
     objective, *rest = accelerator.prepare(objective, *optimizers.values(), *loaders)
     optimizers = dict(zip(optimizers, rest[:4]))
     source_loader, reference_loader = rest[4:]
+    trained = accelerator.unwrap_model(objective).nets
+    averaged = AveragedNetworks(trained, config.train.ema_beta) if config.train.ema_beta else None
+    judged = averaged.nets if averaged else trained  # what is evaluated, drawn and saved
 
     progress_state = Progress()
     accelerator.register_for_checkpointing(progress_state)
+    if averaged:
+        accelerator.register_for_checkpointing(averaged)
     checkpoints = output / "checkpoints"
     if (checkpoints / "last").is_dir():
         accelerator.load_state(str(checkpoints / "last"))
@@ -257,6 +273,8 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
             reference = _windows_batch(ref_codes, ref_emotion, ref_weight, use_weights)
             z = torch.randn(len(codes), latent_dim, device=codes.device)
             logs = iteration(accelerator, objective, optimizers, source, reference, z)
+            if averaged:
+                averaged.update(trained)
             logs |= {"lambda/mean": weight.mean().item(), "lambda/down_weighted": (weight < 1).float().mean().item()}
             epoch_logs.append(logs)
             progress_state.step_in_epoch += 1
@@ -274,19 +292,18 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
             accelerator.log({k: v for k, v in history[-1].items() if k.startswith("val/")},
                             step=progress_state.global_step)
         if evaluate is not None and accelerator.is_main_process:
-            history[-1] |= _evaluated(evaluate, accelerator.unwrap_model(objective).nets)
+            history[-1] |= _evaluated(evaluate, judged)
             accelerator.log({k: v for k, v in history[-1].items() if k.startswith("eval/")},
                             step=progress_state.global_step)
         if accelerator.is_main_process:
             LOG.info("epoch %d: D %.4f G %.4f", epoch + 1, history[-1]["d"], history[-1]["g"])
-            _log_samples(accelerator, accelerator.unwrap_model(objective).nets, windows, config, progress_state)
+            _log_samples(accelerator, judged, windows, config, progress_state)
         save_resume_state(accelerator, checkpoints)
 
-    trained = accelerator.unwrap_model(objective).nets
     del objective  # before finish_run: see there
     model_path = output / "model.safetensors"
     if accelerator.is_main_process:
-        save_ned(trained, model_path, schema, config.data.emotions, dataclasses.asdict(config))
+        save_ned(judged, model_path, schema, config.data.emotions, dataclasses.asdict(config))
     checksums = finish_run(accelerator, trained)
     return NedTrainResult(model_path, history, checksums, accelerator.is_main_process)
 
