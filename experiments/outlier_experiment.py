@@ -30,6 +30,7 @@ Reported: mean and standard deviation over the seeds for each arm.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 from experiments.code_classifier import cached_code_classifier
 
+LOG = logging.getLogger(__name__)
 ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
 ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
              "uniform_lambda": "NED + mean lambda for all (control)"}
@@ -74,6 +76,7 @@ class ExperimentConfig:
     judge_relative: bool = True
     judge_hidden: int = 64
     arms: tuple[str, ...] = ARMS
+    summary_file: str | None = "docs/results/ned_lambda.json"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.arms) - set(ARMS))
@@ -308,13 +311,14 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     edit = load_edit_config()
     edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
+    results["fingerprint"] = experiment_fingerprint(config)
     runs = results.setdefault("runs", {})
     previous = out / "results.json"
     curves = results.setdefault("curves", {})  # per run: the judge's target accuracy on held-out windows per epoch
-    if previous.is_file():
-        earlier = json.loads(previous.read_text())
-        runs.update(earlier.get("runs", {}))
-        curves.update(earlier.get("curves", {}))
+    for earlier, keep in ((config.summary_file, True), (previous, False)):  # finished runs of this setting
+        earlier_runs, earlier_curves = finished_runs(earlier, results["fingerprint"], keep)
+        runs.update(earlier_runs)
+        curves.update(earlier_curves)
     tables = {"with_lambda": config.lambdas, "without_lambda": "null"}
     if "uniform_lambda" in config.arms:
         tables["uniform_lambda"] = uniform_table(config.lambdas, out / "uniform_lambda")
@@ -337,12 +341,64 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
                                         twins, test_baselines)
+            results["summary"] = summarise_runs(runs, config.seeds)
             _write(previous, results)
+            if config.summary_file:
+                _write(Path(config.summary_file), committed_summary(results))
     results["summary"] = summarise_runs(runs, config.seeds)
     _write(previous, results)
+    if config.summary_file:
+        _write(Path(config.summary_file), committed_summary(results))
     if curves:
         write_learning_curves(curves, len(config.emotions), out / "learning_curves.png")
     return results
+
+
+def experiment_fingerprint(config: ExperimentConfig) -> str:
+    """sha256 of what decides the runs' results: SynthMEAD's truth.csv, the training, SynthMEAD, scoring and
+    reconstruction configs, the lambda table where an arm uses it, and the experiment's own settings (not its
+    paths, seeds or arms). Runs of another fingerprint are never reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [Path(config.data) / "truth.csv", repo_path(config.training_config), repo_path(config.synthmead_config),
+             repo_path(config.reconstruct_config)]
+    if config.needs_lambdas:
+        files += [repo_path(config.scoring_config), Path(config.lambdas)]
+    for path in files:
+        digest.update(path.read_bytes())
+    settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden)
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def finished_runs(path: str | Path | None, fingerprint: str, keep: bool = False) -> tuple[dict, dict]:
+    """(runs, curves) of the results file at `path` (results.json or the committed summary) when it was made with
+    this fingerprint; ({}, {}) when it is missing, and with a warning when it is of another setting, or, with
+    `keep` (a file that must not be overwritten: the committed summary), a UserError."""
+    if not path or not Path(path).is_file():
+        return {}, {}
+    earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    if earlier.get("fingerprint") != fingerprint:
+        if keep:
+            raise UserError(f"{path} holds the runs of another setting (data, configs or lambdas differ): give this "
+                            "one its own file (--set summary_file=PATH, or null for none) or remove that one")
+        LOG.warning("%s holds runs of another setting (data, configs or lambdas differ): not reused", path)
+        return {}, {}
+    return earlier.get("runs", {}), earlier.get("curves", {})
+
+
+def committed_summary(results: dict) -> dict:
+    """The small summary kept in git (docs/results/ned_lambda.json): per arm the mean and standard deviation of
+    every measure over its seeds, the per-seed runs and curves (so that a later session resumes), the judge and,
+    where lambda was scored, the scorer's outlier detection."""
+    arms = {}
+    for arm, measures in results.get("summary", {}).items():
+        arms[arm] = {f"{measure}_{stat}": values[key] for measure, values in measures.items()
+                     for stat, key in (("mean", "mean"), ("sd", "std"))}
+        arms[arm]["seeds"] = len(next(iter(measures.values()))["values"])
+    return {"fingerprint": results["fingerprint"], "arms": arms, "code_judge": results["code_judge"],
+            "scorer": results.get("outlier_detection"), "runs": results["runs"], "curves": results["curves"]}
 
 
 def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
@@ -392,8 +448,22 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
 
 
 def _write(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as temp:
         temp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+def summary_table(path: str | Path) -> str:
+    """The table of a committed summary (committed_summary's file), recomputed from its per-seed runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no experiment summary at {path}: run scripts/run_ned_experiment.py first")
+    committed = json.loads(path.read_text(encoding="utf-8"))
+    seeds = tuple(sorted({int(key.rsplit("/seed", 1)[1]) for key in committed["runs"]}))
+    results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"]}
+    if committed.get("scorer"):
+        results["outlier_detection"] = committed["scorer"]
+    return table(results)
 
 
 def table(results: dict) -> str:

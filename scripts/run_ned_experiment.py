@@ -1,11 +1,14 @@
 #!/usr/bin/env python
 """The experiment NED's paper shows only in pictures: NED trained on SynthMEAD with and without the CLIP outlier
 weights lambda (same seeds, three each), judged on held-out identities, plus how well lambda finds the outliers
-SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json (an interrupted run resumes).
+SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json (an interrupted run resumes) and
+the small summary kept in git, docs/results/ned_lambda.json (its finished runs are skipped in a later session, on
+the same data and configs).
 
     python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, ~30 min
     python scripts/run_ned_experiment.py --set "arms=[without_lambda]" --set "seeds=[0]" \
-        --set output_dir=out/ned_plain                          # plain NED's learning curve alone (no scoring)
+        --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
+    python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
 
 SynthMEAD and its lambda table are made first where the config's `data` / `lambdas` do not exist yet (the same as
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
@@ -36,15 +39,20 @@ def parse_args(argv):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set seeds=[0] (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--report", action="store_true",
+                        help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     from experiments.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
-                                                           table)
+                                                summary_table, table)
 
     config = load_experiment_config(args.config, args.overrides)
+    if args.report:
+        print(summary_table(config.summary_file))
+        return
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
     # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.

@@ -1,5 +1,9 @@
-"""The experiment's measures on hand-made cases: outlier precision/recall, the summary over seeds, the mouth r, and
-a code judge that learns a separable toy problem."""
+"""The experiment's measures on hand-made cases: outlier precision/recall, the summary over seeds and the committed
+summary, the mouth r, the paired code error, the code judge (separable toy problems, identity-relative codes,
+caching) and which earlier runs are reused."""
+
+import json
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -214,3 +218,45 @@ def test_arms_are_checked_and_plain_ned_alone_needs_no_lambda_table():
     summary = summarise_runs({"without_lambda/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
     text = table({"summary": summary, "code_judge": {"test_accuracy": 0.8}})  # no outlier detection without lambda
     assert "| code judge: target accuracy | - | 0.700 ± 0.000 | - |" in text and "precision" not in text
+
+
+def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_overwritten(tmp_path, caplog):
+    from experiments.outlier_experiment import ExperimentConfig, experiment_fingerprint, finished_runs
+
+    (tmp_path / "truth.csv").write_text("path,actor\n")
+    training = tmp_path / "training.yaml"
+    training.write_text("train: {epochs: 8}\n")
+    config = ExperimentConfig(data=str(tmp_path), training_config=str(training), arms=("without_lambda",))
+    fingerprint = experiment_fingerprint(config)
+    assert experiment_fingerprint(replace(config, seeds=(7,), output_dir="elsewhere")) == fingerprint
+    assert experiment_fingerprint(replace(config, judge_hidden=128)) != fingerprint
+    training.write_text("train: {epochs: 9}\n")
+    assert experiment_fingerprint(config) != fingerprint
+
+    saved = tmp_path / "summary.json"
+    saved.write_text(json.dumps({"fingerprint": fingerprint, "runs": {"without_lambda/seed0": {"m": 1.0}},
+                                 "curves": {"without_lambda/seed0": {"iteration": [1], "target_accuracy": [0.5]}}}))
+    runs, curves = finished_runs(saved, fingerprint, keep=True)
+    assert runs == {"without_lambda/seed0": {"m": 1.0}} and curves["without_lambda/seed0"]["iteration"] == [1]
+    assert finished_runs(tmp_path / "missing.json", fingerprint) == ({}, {})
+    assert finished_runs(saved, "other") == ({}, {}) and "not reused" in caplog.text
+    with pytest.raises(UserError, match="holds the runs of another setting"):
+        finished_runs(saved, "other", keep=True)
+
+
+def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path):
+    from experiments.outlier_experiment import committed_summary, summary_table
+
+    runs = {"without_lambda/seed0": {"code_judge_target_accuracy": 0.6, "mouth_r": 0.9},
+            "without_lambda/seed1": {"code_judge_target_accuracy": 0.8, "mouth_r": 0.9}}
+    results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.79},
+               "summary": summarise_runs(runs, (0, 1))}
+    summary = committed_summary(results)
+    assert summary["arms"]["without_lambda"]["code_judge_target_accuracy_mean"] == pytest.approx(0.7)
+    assert summary["arms"]["without_lambda"]["code_judge_target_accuracy_sd"] == pytest.approx(0.1)
+    assert summary["arms"]["without_lambda"]["seeds"] == 2 and summary["scorer"] is None
+    path = tmp_path / "ned_lambda.json"
+    path.write_text(json.dumps(summary))
+    assert "| code judge: target accuracy | - | 0.700 ± 0.100 | - |" in summary_table(path)
+    with pytest.raises(UserError, match="no experiment summary"):
+        summary_table(tmp_path / "none.json")
