@@ -14,8 +14,10 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    With `judge_relative` it reads each window relative to its person's mean neutral code (the mean over that
    actor's neutral windows; for a test actor, the sources' own neutral clips), which takes out most of what the
    reconstruction's codes carry of identity.
-3. For each seed, NED trained with lambda, without it, and with every window weighted by the mean lambda (a control:
-   the same overall loss scale as with lambda, without choosing between windows), identical otherwise.
+3. For each seed and arm (`arms`), NED trained with lambda, without it, with every window weighted by the mean lambda
+   (a control: the same overall loss scale as with lambda, without choosing between windows) and with SynthMEAD's
+   truth as lambda (the oracle: 0 for a true outlier, 1 otherwise), identical otherwise. Each finished run is kept
+   in output_dir/results.json and in `summary_file` (committed), and skipped when the experiment runs again.
 4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
    source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
@@ -50,8 +52,9 @@ from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 from experiments.code_classifier import cached_code_classifier
 
 LOG = logging.getLogger(__name__)
-ARMS = ("with_lambda", "without_lambda", "uniform_lambda")
+ARMS = ("with_lambda", "without_lambda", "uniform_lambda", "oracle_lambda")
 ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
+             "oracle_lambda": "NED + truth as lambda (oracle)",
              "uniform_lambda": "NED + mean lambda for all (control)"}
 
 
@@ -322,6 +325,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     tables = {"with_lambda": config.lambdas, "without_lambda": "null"}
     if "uniform_lambda" in config.arms:
         tables["uniform_lambda"] = uniform_table(config.lambdas, out / "uniform_lambda")
+    if "oracle_lambda" in config.arms:
+        tables["oracle_lambda"] = oracle_table(config.lambdas, out / "oracle_lambda", truths)
     for seed in config.seeds:
         for arm in config.arms:
             key = f"{arm}/seed{seed}"
@@ -415,21 +420,45 @@ def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
 def uniform_table(lambdas: str, folder: Path) -> Path:
     """folder/windows.csv: a copy of the lambda table with every window's lambda replaced by the table's mean lambda,
     and the table's scores.json beside it (its window and hop, with the mean recorded as `uniform_lambda`)."""
+    def mean(rows):
+        value = float(np.mean([float(row["lambda"]) for row in rows]))
+        return [value] * len(rows), {"uniform_lambda": value}
+
+    return _rewritten_table(lambdas, folder, mean)
+
+
+def oracle_table(lambdas: str, folder: Path, truths: list) -> Path:
+    """folder/windows.csv: the lambda table's windows weighted by SynthMEAD's truth instead of a scorer: 0 for a
+    window that truth.csv calls an outlier (ambiguous or wrongly labelled clips, neutral onsets and offsets), 1
+    for every other: perfect outlier suppression, the most that lambda can buy."""
+    by_path = {truth.path: truth for truth in truths}
+    window = read_lambda_table(lambdas).window
+
+    def truth_weights(rows):
+        return [0.0 if by_path[row["path"]].window_is_outlier(int(row["start"]), window) else 1.0
+                for row in rows], {"oracle": "SynthMEAD truth.csv"}
+
+    return _rewritten_table(lambdas, folder, truth_weights)
+
+
+def _rewritten_table(lambdas: str, folder: Path, weights) -> Path:
+    """folder/windows.csv: the lambda table with lambda replaced by `weights(rows)`'s values, and its scores.json
+    beside it with `weights`' notes added."""
     import csv
 
     source = Path(lambdas)
     with open(source, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    mean = float(np.mean([float(row["lambda"]) for row in rows]))
+    values, notes = weights(rows)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "windows.csv"
     with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows([{**row, "lambda": f"{mean:.6f}"} for row in rows])
+        writer.writerows([{**row, "lambda": f"{value:.6f}"} for row, value in zip(rows, values)])
     summary = json.loads(source.with_name(SCORES_SUMMARY).read_text(encoding="utf-8"))
     with atomic_output(folder / SCORES_SUMMARY) as temp:
-        temp.write_text(json.dumps(summary | {"uniform_lambda": mean}, indent=1) + "\n")
+        temp.write_text(json.dumps(summary | notes, indent=1) + "\n")
     return path
 
 

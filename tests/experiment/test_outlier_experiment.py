@@ -45,9 +45,9 @@ def test_summary_over_seeds_and_table():
     text = table({"summary": summary, "outlier_detection": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
                                                             "flagged": 2, "true_outliers": 4, "windows": 10},
                   "code_judge": {"test_accuracy": 0.9}})
-    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 | - |" in text
+    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 | - | - |" in text
     assert "precision 0.500, recall 0.250" in text
-    assert "| paired code error against the twin (lower is better) | - | - | - |" in text  # runs without twins
+    assert "| paired code error against the twin (lower is better) | - | - | - | - |" in text  # runs without twins
 
 
 def test_mouth_r_skips_still_components():
@@ -81,6 +81,24 @@ def test_uniform_table_gives_every_window_the_mean_lambda(tmp_path):
     rows = list(csv.DictReader(open(uniform)))
     assert [float(r["lambda"]) for r in rows] == [0.6, 0.6] and [r["start"] for r in rows] == ["0", "1"]
     assert read_lambda_table(uniform).weights == {("a", 0): 0.6, ("a", 1): 0.6}  # the trainer reads it as a table
+
+
+def test_the_oracle_weighs_truths_outliers_zero_and_the_rest_one(tmp_path):
+    from experiments.outlier_experiment import oracle_table
+
+    from ned_outlier.data.ned_windows import read_lambda_table
+
+    table = tmp_path / "windows.csv"
+    rows = [("c", 0), ("c", 15), ("c", 30), ("w", 15), ("n", 0)]  # clean: onset, hold, offset; wrong label; neutral
+    table.write_text("path,emotion,start,probability,lambda\n" + "".join(f"{p},happy,{s},0.5,0.5\n" for p, s in rows))
+    (tmp_path / "scores.json").write_text('{"window": 10, "hop": 1}')
+    truths = [ClipTruth("c", "S1", "happy", "happy", 1.0, "clean", 40, onset_end=8, offset_start=32),
+              truth("w", "S1", "wrong_label"), truth("n", "S1", "clean", label="neutral")]
+    oracle = oracle_table(str(table), tmp_path / "oracle", truths)
+    # c/0: frames 0-9, 2 inside the expressive span 8-32 (an onset outlier); c/30: 30-39, 2 inside (offset)
+    assert read_lambda_table(oracle).weights == {("c", 0): 0.0, ("c", 15): 1.0, ("c", 30): 0.0, ("w", 15): 0.0,
+                                                 ("n", 0): 1.0}
+    assert json.loads((tmp_path / "oracle" / "scores.json").read_text())["window"] == 10
 
 
 def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
@@ -217,7 +235,7 @@ def test_arms_are_checked_and_plain_ned_alone_needs_no_lambda_table():
         ExperimentConfig(arms=("with_lamda",))
     summary = summarise_runs({"without_lambda/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
     text = table({"summary": summary, "code_judge": {"test_accuracy": 0.8}})  # no outlier detection without lambda
-    assert "| code judge: target accuracy | - | 0.700 ± 0.000 | - |" in text and "precision" not in text
+    assert "| code judge: target accuracy | - | 0.700 ± 0.000 | - | - |" in text and "precision" not in text
 
 
 def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_overwritten(tmp_path, caplog):
@@ -257,6 +275,6 @@ def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path)
     assert summary["arms"]["without_lambda"]["seeds"] == 2 and summary["scorer"] is None
     path = tmp_path / "ned_lambda.json"
     path.write_text(json.dumps(summary))
-    assert "| code judge: target accuracy | - | 0.700 ± 0.100 | - |" in summary_table(path)
+    assert "| code judge: target accuracy | - | 0.700 ± 0.100 | - | - |" in summary_table(path)
     with pytest.raises(UserError, match="no experiment summary"):
         summary_table(tmp_path / "none.json")
