@@ -123,24 +123,31 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
 
 
 def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list, train_actors: set[str],
-                      window: int) -> dict[str, float]:
+                      window: int) -> dict:
     """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the training actors'
-    emotional windows that have a lambda."""
+    emotional windows that have a lambda; per outlier kind (onset_offset: the neutral ends, ambiguous: weakly
+    expressed, wrong_label) the recall on its outlier windows; and the false-alarm rate on the windows that are
+    not outliers."""
     by_path = {truth.path: truth for truth in truths}
-    flagged, actual = [], []
+    flagged, actual, kinds = [], [], []
     for (path, start), lam in lambdas.items():
         truth = by_path.get(path)
         if truth is None or truth.actor not in train_actors or truth.label == "neutral" or not np.isfinite(lam):
             continue
         flagged.append(lam < 1.0)
         actual.append(truth.window_is_outlier(start, window))
-    flagged, actual = np.array(flagged), np.array(actual)
+        kinds.append(truth.kind)
+    flagged, actual, kinds = np.array(flagged), np.array(actual), np.array(kinds)
     hits = float(np.sum(flagged & actual))
     precision = hits / max(flagged.sum(), 1)
     recall = hits / max(actual.sum(), 1)
+    per_kind = {kind: {"outlier_windows": int((actual & (kinds == kind)).sum()),
+                       "recall": float(flagged[actual & (kinds == kind)].mean())}
+                for kind in sorted(set(kinds[actual]))}
     return {"windows": int(len(flagged)), "true_outliers": int(actual.sum()), "flagged": int(flagged.sum()),
             "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / max(precision + recall, 1e-12)}
+            "f1": 2 * precision * recall / max(precision + recall, 1e-12), "per_kind": per_kind,
+            "false_alarm_rate": float(flagged[~actual].mean()) if (~actual).any() else float("nan")}
 
 
 def neutral_baselines(windows, truths: dict, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:

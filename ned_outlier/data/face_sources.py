@@ -50,15 +50,19 @@ class SourceConfig:
         (a photo if its suffix is an image's, else a video).
     frames: frames edited per video, one drawn at random from each of `frames` equal runs of the face frames.
     limit: only the first `limit` images of a stack (0 = all; lfw_subset: its first 100 are faces).
+    first: the stack's images before this index are left out (identities keep their index in the stack, so
+        `first: 48` starts at lfw_048: a set disjoint from one made with `limit: 48`).
     """
 
     media: str
     frames: int = 1
     limit: int = 0
+    first: int = 0
 
     def __post_init__(self) -> None:
-        if self.frames < 1 or self.limit < 0:
-            raise ValueError(f"frames must be >= 1 and limit >= 0, got {self.frames}, {self.limit}")
+        if self.frames < 1 or self.limit < 0 or self.first < 0:
+            raise ValueError(f"frames must be >= 1 and limit and first >= 0, got {self.frames}, {self.limit}, "
+                             f"{self.first}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def load_photos(source: SourceConfig) -> list[np.ndarray]:
-    """The RGB images of a photo source: one, or the first `limit` of a stack."""
+    """The RGB images of a photo source: one, or `limit` of a stack from index `first` on."""
     if source.media.startswith("skimage:"):
         import skimage.data
 
@@ -107,7 +111,8 @@ def load_photos(source: SourceConfig) -> list[np.ndarray]:
         if image is None:
             raise UserError(f"cannot read image {source.media}")
         images = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB)]
-    return [as_rgb(image) for image in images[: source.limit or None]]
+    end = source.first + source.limit if source.limit else None
+    return [as_rgb(image) for image in images[source.first:end]]
 
 
 def is_photo(source: SourceConfig) -> bool:
@@ -140,7 +145,7 @@ def photo_faces(name: str, source: SourceConfig, config: PhotoCut, detector: Fac
     """Every face of a photo source, each cut out into `workdir` as a PNG for the reconstructor."""
     photos = load_photos(source)
     faces = []
-    for index, photo in enumerate(photos):
+    for index, photo in enumerate(photos, start=source.first):
         photo = upscale(photo, config.min_photo_side)
         (found,) = detector.detect([photo])
         # a stack: each image's largest face (the detector lists it first); one photo: every face, left to right

@@ -31,6 +31,9 @@ def test_outlier_precision_and_recall_by_hand():
     assert (result["windows"], result["true_outliers"], result["flagged"]) == (5, 3, 3)
     assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
     assert result["f1"] == pytest.approx(2 / 3)
+    assert result["per_kind"] == {"ambiguous": {"outlier_windows": 2, "recall": 0.5},
+                                  "wrong_label": {"outlier_windows": 1, "recall": 1.0}}
+    assert result["false_alarm_rate"] == pytest.approx(0.5)  # clean a: 1 of its 2 windows flagged
 
 
 def test_summary_over_seeds_and_table():
