@@ -43,7 +43,7 @@ from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import (SCORES_SUMMARY, build_windows, clip_codes, read_lambda_table,
                                           reconstruct_clips, reconstruct_videos)
-from ned_outlier.data.synthmead import read_truth, twin_path
+from ned_outlier.data.synthmead import outlier_detection, read_truth, twin_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
@@ -62,7 +62,8 @@ ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
 class ExperimentConfig:
     """data / params_cache / lambdas: SynthMEAD, its reconstructions, scripts/score_outliers.py's windows.csv;
     synthmead_config / scoring_config: how `prepare_inputs` makes data and lambdas when they are missing;
-    training_config: the NED training YAML both arms use (its data section is overridden here)."""
+    training_config: the NED training YAML every arm uses (its data section is overridden here), with
+    training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it."""
 
     data: str = "out/synthmead"
     params_cache: str = "out/synthmead_params"
@@ -71,6 +72,7 @@ class ExperimentConfig:
     scoring_config: str = "configs/ned/score_outliers.yaml"
     output_dir: str = "out/ned_experiment"
     training_config: str = "configs/ned/experiment_training.yaml"
+    training_overrides: tuple[str, ...] = ()
     test_actors: tuple[str, ...] = ("S001", "S002", "S007", "S008")
     seeds: tuple[int, ...] = (0, 1, 2)
     emotions: tuple[str, ...] = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")
@@ -120,34 +122,6 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
         write_scores(scores, root, lambdas.parent, scoring, scoring.model_name)
         made.append(lambdas.parent)
     return made
-
-
-def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list, train_actors: set[str],
-                      window: int) -> dict:
-    """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the training actors'
-    emotional windows that have a lambda; per outlier kind (onset_offset: the neutral ends, ambiguous: weakly
-    expressed, wrong_label) the recall on its outlier windows; and the false-alarm rate on the windows that are
-    not outliers."""
-    by_path = {truth.path: truth for truth in truths}
-    flagged, actual, kinds = [], [], []
-    for (path, start), lam in lambdas.items():
-        truth = by_path.get(path)
-        if truth is None or truth.actor not in train_actors or truth.label == "neutral" or not np.isfinite(lam):
-            continue
-        flagged.append(lam < 1.0)
-        actual.append(truth.window_is_outlier(start, window))
-        kinds.append(truth.kind)
-    flagged, actual, kinds = np.array(flagged), np.array(actual), np.array(kinds)
-    hits = float(np.sum(flagged & actual))
-    precision = hits / max(flagged.sum(), 1)
-    recall = hits / max(actual.sum(), 1)
-    per_kind = {kind: {"outlier_windows": int((actual & (kinds == kind)).sum()),
-                       "recall": float(flagged[actual & (kinds == kind)].mean())}
-                for kind in sorted(set(kinds[actual]))}
-    return {"windows": int(len(flagged)), "true_outliers": int(actual.sum()), "flagged": int(flagged.sum()),
-            "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / max(precision + recall, 1e-12), "per_kind": per_kind,
-            "false_alarm_rate": float(flagged[~actual].mean()) if (~actual).any() else float("nan")}
 
 
 def neutral_baselines(windows, truths: dict, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -343,7 +317,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
                          f"data.lambdas={tables[arm]}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
-                         f"train.output_dir={out / arm / f'seed{seed}'}"]
+                         f"train.output_dir={out / arm / f'seed{seed}'}", *config.training_overrides]
             training = load_ned_config(repo_path(config.training_config), overrides)
             trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
                 "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed, held_out_baseline)})
@@ -379,7 +353,8 @@ def experiment_fingerprint(config: ExperimentConfig) -> str:
         files += [repo_path(config.scoring_config), Path(config.lambdas)]
     for path in files:
         digest.update(path.read_bytes())
-    settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden)
+    settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden,
+                config.training_overrides)
     digest.update(repr(settings).encode())
     return digest.hexdigest()
 
@@ -489,8 +464,10 @@ def _write(path: Path, results: dict) -> None:
         temp.write_text(json.dumps(results, indent=1, default=float) + "\n")
 
 
-def summary_table(path: str | Path) -> str:
+def summary_table(path: str | Path | None) -> str:
     """The table of a committed summary (committed_summary's file), recomputed from its per-seed runs."""
+    if path is None:
+        raise UserError("the config has no summary_file to report")
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no experiment summary at {path}: run scripts/run_ned_experiment.py first")

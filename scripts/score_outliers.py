@@ -9,7 +9,9 @@ DATA is <root>/<actor>/video/<view>/<emotion>/level_<n>/<id>.mp4 (MEAD, or Synth
 (the face found and cut as scripts/evaluate.py does); a window's probability is the mean over its frames of its
 label's probability. Writes into --out: clips.csv and windows.csv (probability and lambda per clip / window, with
 per-class mean probabilities per clip), scores.json (scorer, threshold, counts, fraction down-weighted per class),
-hist_<label>.png (the windows' probabilities with the threshold). scripts/train_ned.py reads windows.csv.
+hist_<label>.png (the windows' probabilities with the threshold). scripts/train_ned.py reads windows.csv. For
+SynthMEAD (a truth.csv in DATA) also truth_detection.json: lambda < 1 as an outlier flag against the truth
+(precision, recall, recall per outlier kind, false alarms), printed too.
 """
 
 from __future__ import annotations
@@ -76,6 +78,30 @@ def main(argv=None) -> None:
         print(f"  {label:<10} {row['windows']:6d} windows  {row['down_weighted']:6.1%} down-weighted  "
               f"mean lambda {row['mean_lambda']:.3f}")
     print(f"wrote {args.out}/clips.csv, windows.csv, scores.json, hist_<label>.png")
+    if (args.data / "truth.csv").is_file():
+        report_truth(args.data, args.out)
+
+
+def report_truth(root: Path, out: Path) -> None:
+    """SynthMEAD knows its outliers: lambda < 1 as an outlier flag against truth.csv, over every actor's emotional
+    windows, printed and written to out/truth_detection.json."""
+    import json
+
+    from ned_outlier.data.ned_windows import read_lambda_table
+    from ned_outlier.data.synthmead import outlier_detection, read_truth
+    from ned_outlier.io.atomic import atomic_output
+
+    truths = read_truth(root)
+    table = read_lambda_table(out / "windows.csv")
+    detection = outlier_detection(table.weights, truths, {truth.actor for truth in truths}, table.window)
+    print(f"against {root / 'truth.csv'}: lambda < 1 flags {detection['flagged']} of {detection['windows']} "
+          f"emotional windows, {detection['true_outliers']} of them true outliers: precision "
+          f"{detection['precision']:.3f}, recall {detection['recall']:.3f}, false alarms on the others "
+          f"{detection['false_alarm_rate']:.1%}")
+    for kind, row in detection["per_kind"].items():
+        print(f"  {kind:<12} recall {row['recall']:.3f} of {row['outlier_windows']} outlier windows")
+    with atomic_output(out / "truth_detection.json") as temp:
+        temp.write_text(json.dumps(detection, indent=1) + "\n")
 
 
 if __name__ == "__main__":

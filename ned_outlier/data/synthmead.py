@@ -129,6 +129,34 @@ class ClipTruth:
         return inside * 2 < length
 
 
+def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTruth], actors: set[str],
+                      window: int) -> dict:
+    """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the emotional windows of
+    `actors` that have a lambda (lambdas: (clip path relative to the root, start) -> lambda, as LambdaTable's); per outlier kind (onset_offset: the neutral ends, ambiguous: weakly
+    expressed, wrong_label) the recall on its outlier windows; and the false-alarm rate on the windows that are
+    not outliers."""
+    by_path = {truth.path: truth for truth in truths}
+    flagged, actual, kinds = [], [], []
+    for (path, start), lam in lambdas.items():
+        truth = by_path.get(path)
+        if truth is None or truth.actor not in actors or truth.label == "neutral" or not np.isfinite(lam):
+            continue
+        flagged.append(lam < 1.0)
+        actual.append(truth.window_is_outlier(start, window))
+        kinds.append(truth.kind)
+    flagged, actual, kinds = np.array(flagged), np.array(actual), np.array(kinds)
+    hits = float(np.sum(flagged & actual))
+    precision = hits / max(flagged.sum(), 1)
+    recall = hits / max(actual.sum(), 1)
+    per_kind = {kind: {"outlier_windows": int((actual & (kinds == kind)).sum()),
+                       "recall": float(flagged[actual & (kinds == kind)].mean())}
+                for kind in sorted(set(kinds[actual]))}
+    return {"windows": int(len(flagged)), "true_outliers": int(actual.sum()), "flagged": int(flagged.sum()),
+            "precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / max(precision + recall, 1e-12), "per_kind": per_kind,
+            "false_alarm_rate": float(flagged[~actual].mean()) if (~actual).any() else float("nan")}
+
+
 def load_synth_config(path: str | Path) -> SynthConfig:
     return load_config(path, SynthConfig)
 

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import pytest
 
-from ned_outlier.data.synthmead import ClipTruth
+from ned_outlier.data.synthmead import ClipTruth, outlier_detection
 from ned_outlier.errors import UserError
 from experiments.code_classifier import train_code_classifier
-from experiments.outlier_experiment import outlier_detection, pearson_rows, summarise_runs, table
+from experiments.outlier_experiment import pearson_rows, summarise_runs, table
 
 
 def truth(path, actor, kind, label="happy"):
@@ -251,6 +251,7 @@ def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_over
     fingerprint = experiment_fingerprint(config)
     assert experiment_fingerprint(replace(config, seeds=(7,), output_dir="elsewhere")) == fingerprint
     assert experiment_fingerprint(replace(config, judge_hidden=128)) != fingerprint
+    assert experiment_fingerprint(replace(config, training_overrides=("optim.lr=2e-4",))) != fingerprint
     training.write_text("train: {epochs: 9}\n")
     assert experiment_fingerprint(config) != fingerprint
 
@@ -281,3 +282,5 @@ def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path)
     assert "| code judge: target accuracy | - | 0.700 ± 0.100 | - | - |" in summary_table(path)
     with pytest.raises(UserError, match="no experiment summary"):
         summary_table(tmp_path / "none.json")
+    with pytest.raises(UserError, match="no summary_file"):
+        summary_table(None)

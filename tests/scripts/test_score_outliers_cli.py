@@ -49,3 +49,22 @@ def test_contempt_clips_are_left_out_by_the_default_config_and_refused_without_i
     unfiltered.write_text("mead: {emotions: []}\n")
     code, err = run(script, capfd, mead, "--config", unfiltered, "--out", tmp_path / "o2")
     assert_one_line_error(code, err, "the scorer has no class contempt", "mead.emotions")
+
+
+@pytest.mark.slow
+def test_a_set_with_a_truth_table_gets_lambdas_outlier_detection(script, tiny_mead, tmp_path, capfd):
+    import json
+    import shutil
+
+    data = tmp_path / "synth"
+    shutil.copytree(tiny_mead, data)
+    (data / "truth.csv").write_text(
+        "path,actor,label,rendered,intensity,kind,frames,onset_end,offset_start\n"
+        "M001/video/front/happy/level_3/001.mp4,M001,happy,sad,1.0,wrong_label,12,0,12\n"
+        "M001/video/front/sad/level_3/001.mp4,M001,sad,sad,1.0,clean,15,0,15\n")
+    code, out, err = run_with_output(script, capfd, data, "--out", tmp_path / "o", "--quiet")
+    assert code == 0, err
+    detection = json.loads((tmp_path / "o" / "truth_detection.json").read_text())
+    assert detection["windows"] == 9 and detection["true_outliers"] == 3  # the 3 windows of the mislabelled clip
+    assert detection["per_kind"]["wrong_label"]["outlier_windows"] == 3
+    assert "recall" in out and "wrong_label" in out
