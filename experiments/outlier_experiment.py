@@ -327,14 +327,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
                                         twins, test_baselines)
-            results["summary"] = summarise_runs(runs, config.seeds)
-            _write(previous, results)
-            if config.summary_file:
-                _write(Path(config.summary_file), committed_summary(results))
-    results["summary"] = summarise_runs(runs, config.seeds)
-    _write(previous, results)
-    if config.summary_file:
-        _write(Path(config.summary_file), committed_summary(results))
+            _save(results, config, previous)
+    _save(results, config, previous)
     if curves:
         write_learning_curves(curves, len(config.emotions), out / "learning_curves.png")
     return results
@@ -456,6 +450,14 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
                                   "values": [r[measure] for r in rows]}
                         for measure in rows[0]}
     return summary
+
+
+def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
+    """results (with its summary over the seeds) to `path`, and its committed summary to config.summary_file."""
+    results["summary"] = summarise_runs(results["runs"], config.seeds)
+    _write(path, results)
+    if config.summary_file:
+        _write(Path(config.summary_file), committed_summary(results))
 
 
 def _write(path: Path, results: dict) -> None:

@@ -5,7 +5,7 @@ SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json
 the small summary kept in git, docs/results/ned_lambda.json (its finished runs are skipped in a later session, on
 the same data and configs).
 
-    python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, ~30 min
+    python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, hours
     python scripts/run_ned_experiment.py --set "arms=[without_lambda]" --set "seeds=[0]" \
         --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
     python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
