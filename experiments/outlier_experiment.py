@@ -63,7 +63,9 @@ class ExperimentConfig:
     """data / params_cache / lambdas: SynthMEAD, its reconstructions, scripts/score_outliers.py's windows.csv;
     synthmead_config / scoring_config: how `prepare_inputs` makes data and lambdas when they are missing;
     training_config: the NED training YAML every arm uses (its data section is overridden here), with
-    training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it."""
+    training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it; judge_relative / judge_hidden: the code
+    judge reads codes relative to each person's mean neutral code / its GRU width; arms: which of ARMS run;
+    summary_file: the committed summary (None: none), whose finished runs are skipped."""
 
     data: str = "out/synthmead"
     params_cache: str = "out/synthmead_params"
