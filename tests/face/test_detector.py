@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 
 from ned_outlier.assets import asset_path
-from ned_outlier.face.detector import DetectorConfig, FaceDetector
+from ned_outlier.face.detector import DetectorConfig
 from ned_outlier.face.tracker import box_iou
 
 
