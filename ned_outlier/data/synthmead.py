@@ -132,9 +132,9 @@ class ClipTruth:
 def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTruth], actors: set[str],
                       window: int) -> dict:
     """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the emotional windows of
-    `actors` that have a lambda (lambdas: (clip path relative to the root, start) -> lambda, as LambdaTable's); per outlier kind (onset_offset: the neutral ends, ambiguous: weakly
-    expressed, wrong_label) the recall on its outlier windows; and the false-alarm rate on the windows that are
-    not outliers."""
+    `actors` that have a lambda (lambdas: (clip path relative to the root, start) -> lambda, as LambdaTable's); per
+    outlier kind (onset_offset: the neutral ends, ambiguous: weakly expressed, wrong_label) the recall on its
+    outlier windows; and the false-alarm rate on the windows that are not outliers."""
     by_path = {truth.path: truth for truth in truths}
     flagged, actual, kinds = [], [], []
     for (path, start), lam in lambdas.items():
@@ -144,7 +144,7 @@ def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTr
         flagged.append(lam < 1.0)
         actual.append(truth.window_is_outlier(start, window))
         kinds.append(truth.kind)
-    flagged, actual, kinds = np.array(flagged), np.array(actual), np.array(kinds)
+    flagged, actual, kinds = np.array(flagged, bool), np.array(actual, bool), np.array(kinds, str)
     hits = float(np.sum(flagged & actual))
     precision = hits / max(flagged.sum(), 1)
     recall = hits / max(actual.sum(), 1)
