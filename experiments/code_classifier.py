@@ -89,11 +89,11 @@ def cached_code_classifier(path: str | Path, codes: np.ndarray, labels: np.ndarr
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("key") == key:
-            model = CodeClassifier(codes.shape[2], n_emotions, training.get("hidden", 64))
+            model = CodeClassifier(codes.shape[2], n_emotions, saved["hidden"])
             model.load_state_dict(saved["state"])
             return model.eval()
     model = train_code_classifier(codes, labels, n_emotions, **training)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as temp:
-        torch.save({"key": key, "state": model.state_dict()}, temp)
+        torch.save({"key": key, "hidden": model.gru.hidden_size, "state": model.state_dict()}, temp)
     return model

@@ -260,7 +260,16 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if missing:
         raise UserError(f"test actors {', '.join(missing)} are not in {root} (its actors: {', '.join(actors)})")
     train_actors = tuple(a for a in actors if a not in config.test_actors)
-    results: dict = {"config": asdict(config), "train_actors": list(train_actors)}
+    results: dict = {"config": asdict(config), "train_actors": list(train_actors),
+                     "fingerprint": experiment_fingerprint(config), "runs": {}, "curves": {}}
+    previous = out / "results.json"
+    # finished runs of this setting (curves: the judge's target accuracy on held-out windows per epoch), before any
+    # work, so that a committed summary of another setting stops the run at once
+    for earlier, keep in ((config.summary_file, True), (previous, False)):
+        earlier_runs, earlier_curves = finished_runs(earlier, results["fingerprint"], keep)
+        results["runs"].update(earlier_runs)
+        results["curves"].update(earlier_curves)
+    runs, curves = results["runs"], results["curves"]
     if config.needs_lambdas:
         lambdas = read_lambda_table(config.lambdas)
         results["outlier_detection"] = outlier_detection(lambdas.weights, truths, set(train_actors), lambdas.window)
@@ -297,14 +306,6 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     edit = load_edit_config()
     edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
-    results["fingerprint"] = experiment_fingerprint(config)
-    runs = results.setdefault("runs", {})
-    previous = out / "results.json"
-    curves = results.setdefault("curves", {})  # per run: the judge's target accuracy on held-out windows per epoch
-    for earlier, keep in ((config.summary_file, True), (previous, False)):  # finished runs of this setting
-        earlier_runs, earlier_curves = finished_runs(earlier, results["fingerprint"], keep)
-        runs.update(earlier_runs)
-        curves.update(earlier_curves)
     tables = {"with_lambda": config.lambdas, "without_lambda": "null"}
     if "uniform_lambda" in config.arms:
         tables["uniform_lambda"] = uniform_table(config.lambdas, out / "uniform_lambda")
