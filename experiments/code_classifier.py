@@ -79,7 +79,7 @@ def cached_code_classifier(path: str | Path, codes: np.ndarray, labels: np.ndarr
                            **training) -> CodeClassifier:
     """train_code_classifier's model, loaded from `path` when it was trained there on exactly these windows, labels
     and settings (a fingerprint of all of them is stored with the weights); trained and saved (atomically)
-    otherwise."""
+    otherwise (also when the file predates the stored width)."""
     fingerprint = hashlib.sha256()
     for array in (codes, labels, training.get("baseline")):
         if array is not None:
@@ -88,7 +88,7 @@ def cached_code_classifier(path: str | Path, codes: np.ndarray, labels: np.ndarr
     key, path = fingerprint.hexdigest(), Path(path)
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("key") == key:
+        if saved.get("key") == key and "hidden" in saved:
             model = CodeClassifier(codes.shape[2], n_emotions, saved["hidden"])
             model.load_state_dict(saved["state"])
             return model.eval()

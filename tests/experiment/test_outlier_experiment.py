@@ -227,6 +227,10 @@ def test_the_judge_is_trained_once_and_retrained_when_its_data_change(tmp_path, 
         with pytest.raises(pytest.fail.Exception, match="trained again"):
             module.cached_code_classifier(tmp_path / "judge.pt", codes, changed.get("labels", labels), 2,
                                           epochs=changed.get("epochs", 2))
+    old = tmp_path / "old.pt"  # the first key (the calls above failed before saving), without the width
+    torch.save({"key": torch.load(tmp_path / "judge.pt", weights_only=True)["key"], "state": first.state_dict()}, old)
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        module.cached_code_classifier(old, codes, labels, 2, epochs=2)
 
 
 def test_arms_are_checked_and_plain_ned_alone_needs_no_lambda_table():
