@@ -221,7 +221,8 @@ def edit_video(
     neural_renderer=None,
 ) -> EditReport:
     """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
-    original | edited `preview`). `params` reuses a saved reconstruction of `video`. `manipulator`: an object with
+    original | edited `preview`). `params` reuses a saved reconstruction of `video` (UserError when it is of another
+video: `FaceParams.require_source`). `manipulator`: an object with
     NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
     (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer)."""
     inputs = [video] + ([reference] if reference is not None else [])
@@ -231,9 +232,8 @@ def edit_video(
     info = reader.info
     if params is None:
         params = reconstruct(video, reconstruction, face=face, progress=progress)
-    if (params.video.width, params.video.height) != (info.width, info.height):
-        raise UserError(f"the face parameters were reconstructed from a {params.video.width}x{params.video.height} "
-                        f"video ({params.video.path}), not from {video} ({info.width}x{info.height})")
+    else:
+        params.require_source(reader)
     reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
     if manipulator is None:
         target = target_codes(config, params, emotion, reference_params, intensity, mouth)

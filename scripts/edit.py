@@ -132,9 +132,12 @@ def main(argv=None) -> None:
         ensure_not_input(path, args.video, *([args.reference] if args.reference else []))
         check_writable(path)
 
+    from ned_outlier.reconstruction.params import load_params_of
+
+    params = load_params_of(args.params, args.video) if args.params is not None else None
+
     from ned_outlier.config import load_config
     from ned_outlier.pipeline import edit_video, load_edit_config
-    from ned_outlier.reconstruction.params import FaceParams
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
     config = load_edit_config(args.config)
@@ -154,9 +157,7 @@ def main(argv=None) -> None:
                   file=sys.stderr)
     reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
 
-    if args.params is not None:
-        params = FaceParams.load(args.params)
-    else:
+    if params is None:
         params = reconstruct(args.video, reconstruction, face=face, progress=not args.quiet)
     if args.save_params is not None:
         print(f"wrote {params.save(args.save_params)}")

@@ -68,13 +68,16 @@ def main(argv=None) -> None:
     from ned_outlier.io.image import write_image
     from ned_outlier.io.video import VideoReader
     from ned_outlier.pipeline import FrameEditor, load_edit_config, target_codes
-    from ned_outlier.reconstruction.params import FaceParams
+    from ned_outlier.reconstruction.params import load_params_of
     from ned_outlier.reconstruction.reconstructor import reconstruct
     from ned_outlier.labels import normalise_emotion
 
     frames = sorted({int(f) for f in args.frames.split(",")})
     emotions = [normalise_emotion(e) for e in args.emotions.split(",")]
-    params = FaceParams.load(args.params) if args.params else reconstruct(args.video, progress=not args.quiet)
+    if args.params:
+        params = load_params_of(args.params, args.video)
+    else:
+        params = reconstruct(args.video, progress=not args.quiet)
     missing = [f for f in frames if f >= params.num_frames or not params.face_found[f]]
     if missing:
         raise UserError(f"no face in frame(s) {missing} of {args.video}")

@@ -31,6 +31,25 @@ def face_params(expression, mouth, found=None) -> FaceParams:
     )
 
 
+def recorded_from(params: FaceParams, video: Path) -> FaceParams:
+    """`params` as a reconstruction of `video` records it (VideoMeta.of: size, rate, frame counts, fingerprint)."""
+    from dataclasses import replace
+
+    from ned_outlier.io.video import VideoReader
+
+    return replace(params, video=VideoMeta.of(VideoReader(video), params.num_frames))
+
+
+def saved_params_of(video: Path, path: Path) -> Path:
+    """Zero-code FaceParams of every frame of `video`, recorded as its reconstruction, saved at `path`."""
+    from ned_outlier.io.video import VideoReader
+
+    _, schema = mediapipe_au_model()
+    frames = sum(1 for _ in VideoReader(video))
+    params = face_params(np.zeros((frames, len(schema.expression_names))), np.zeros((frames, len(schema.mouth_names))))
+    return recorded_from(params, video).save(path)
+
+
 REPO = Path(__file__).resolve().parent.parent
 # A guard against a hung rank, not a speed check: the runs take about a minute alone and several times that on a
 # machine that is busy with other work.

@@ -203,7 +203,7 @@ def animate(source: FaceParams, manipulator: FacsManipulator, emotion: str, inte
 def repeat_frame(params: FaceParams, frames: int, fps: int) -> FaceParams:
     """A one-frame reconstruction as a `frames`-frame video at `fps` of that still frame."""
     arrays = {name: np.repeat(getattr(params, name)[:1], frames, axis=0) for name in FaceParams.ARRAYS[1:]}
-    video = replace(params.video, fps_num=fps, fps_den=1, frame_count=frames)
+    video = replace(params.video, fps_num=fps, fps_den=1, frame_count=frames, listed_frames=None, fingerprint=None)
     return replace(params, video=video, **arrays)
 
 

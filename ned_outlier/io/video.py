@@ -6,6 +6,7 @@ grow with the length of the video.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from ned_outlier.io.atomic import atomic_output, ensure_not_input
 from ned_outlier.io.prefetch import prefetch
 
 PREFETCH_FRAMES = 4  # decoded frames held ahead of the consumer
+FINGERPRINT_FRAMES = 3  # decoded frames hashed by VideoReader.fingerprint
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,19 @@ class VideoReader:
         with _open(self.path) as container:
             for frame in _decode(container, self.path):
                 yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the first FINGERPRINT_FRAMES decoded RGB frames: which pictures this video holds, for the
+        cost of decoding those few frames (not the file's bytes: a copy or a remux of the same stream matches)."""
+        digest = hashlib.sha256()
+        with _open(self.path) as container:
+            frames = _decode(container, self.path)
+            try:
+                for _, frame in zip(range(FINGERPRINT_FRAMES), frames):
+                    digest.update(np.ascontiguousarray(frame.to_ndarray(format="rgb24")).data)
+            finally:
+                frames.close()
+        return digest.hexdigest()
 
 
 def _probe(container: av.container.InputContainer, path: Path) -> VideoInfo:

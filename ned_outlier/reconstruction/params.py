@@ -2,7 +2,8 @@
 
 Every array has the video's frame count T as its first axis; frames where the face was not found have
 `face_found == False` and NaN in every float array. One `.npz` file holds a whole video (`save` / `load`), so a
-reconstruction is computed once and edited many times.
+reconstruction is computed once and edited many times; it records its source video (`VideoMeta`), and
+`FaceParams.require_source` refuses to pair it with any other.
 """
 
 from __future__ import annotations
@@ -10,17 +11,24 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 
+if TYPE_CHECKING:
+    from ned_outlier.io.video import VideoReader
+
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before `hands` (read back with every hand absent)
+FORMAT_VERSION = 3
+# 1: before `hands` (read back with every hand absent); 2: before VideoMeta's listed_frames and fingerprint (read back
+# without them: checked against a video by size and frame rate only)
+READABLE_VERSIONS = (1, 2, 3)
 MAX_HANDS = 2
 HAND_LANDMARKS = 21
 
@@ -52,7 +60,10 @@ class ParamSchema:
 
 @dataclass(frozen=True)
 class VideoMeta:
-    """The source video: path as given, size in pixels, exact frame rate fps_num / fps_den, frame count."""
+    """The source video: path as given, size in pixels, exact frame rate fps_num / fps_den, decoded frame count;
+    listed_frames, the container's frame count (`VideoInfo.frame_count`, known without decoding), and fingerprint,
+    `VideoReader.fingerprint()` of its first frames. The last two are None in files written before they were
+    recorded (format 1 and 2) and for parameters that describe no real video."""
 
     path: str
     width: int
@@ -60,6 +71,24 @@ class VideoMeta:
     fps_num: int
     fps_den: int
     frame_count: int
+    listed_frames: int | None = None
+    fingerprint: str | None = None
+
+    @classmethod
+    def of(cls, reader: "VideoReader", frame_count: int) -> "VideoMeta":
+        """The record of `reader`'s video, of which `frame_count` frames were decoded."""
+        info = reader.info
+        return cls(str(reader.path), info.width, info.height, info.fps.numerator, info.fps.denominator, frame_count,
+                   info.frame_count, reader.fingerprint())
+
+    def describe(self) -> str:
+        """e.g. '640x360, 25 fps, 472 frames' (frames as the container lists them, when recorded)."""
+        frames = self.frame_count if self.listed_frames is None else self.listed_frames
+        return _describe(self.width, self.height, Fraction(self.fps_num, self.fps_den), frames)
+
+
+def _describe(width: int, height: int, fps: Fraction, frames: int) -> str:
+    return f"{width}x{height}, {float(fps):g} fps, {frames} frames"
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,23 @@ class FaceParams:
     def num_frames(self) -> int:
         return len(self.face_found)
 
+    def require_source(self, reader: "VideoReader", what: str = "the face parameters") -> None:
+        """UserError unless `reader`'s video is the one these parameters were reconstructed from: the same size,
+        frame rate, listed frame count and first frames (`VideoMeta`). Without a recorded fingerprint (files of
+        format 1 and 2) only size and frame rate are compared. `what` names the parameters in the message."""
+        meta, info = self.video, reader.info
+        fps = Fraction(meta.fps_num, meta.fps_den)
+        same = (meta.width, meta.height, fps) == (info.width, info.height, info.fps)
+        if same and meta.listed_frames is not None:
+            same = meta.listed_frames == info.frame_count
+        if not same:
+            raise UserError(f"{what} do not belong to {reader.path} "
+                            f"({_describe(info.width, info.height, info.fps, info.frame_count)}): they were "
+                            f"reconstructed from {meta.path} ({meta.describe()}); reconstruct {reader.path} instead")
+        if meta.fingerprint is not None and meta.fingerprint != reader.fingerprint():
+            raise UserError(f"{what} do not belong to {reader.path}: they were reconstructed from {meta.path}, "
+                            f"whose first frames differ ({meta.describe()} both); reconstruct {reader.path} instead")
+
     def save(self, path: str | Path) -> Path:
         """Write one .npz (atomically); returns the path."""
         path = Path(path)
@@ -128,8 +174,9 @@ class FaceParams:
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceParams":
-        """Read a file written by `save` (format 1, before `hands`, too: a warning, hands all absent); UserError
-        when it is missing or not such a file."""
+        """Read a file written by `save`; UserError when it is missing or not such a file. Older formats load with
+        a warning: format 1 (before `hands`) with every hand absent, formats 1 and 2 without the record of their
+        source video's listed frame count and first frames (`require_source` then compares size and rate only)."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"parameters file not found: {path}")
@@ -145,6 +192,9 @@ class FaceParams:
         if version < 2:
             log.warning("%s was written before hands were stored: every hand reads as absent (reconstruct again to "
                         "keep hands out of the edit)", path)
+        if version < 3:
+            log.warning("%s was written before parameters recorded their video's frames: it can be checked against "
+                        "a video by size and frame rate only (reconstruct again to have it checked fully)", path)
         schema = meta["schema"]
         schema = ParamSchema(
             backend=schema["backend"],
@@ -153,6 +203,16 @@ class FaceParams:
             n_vertices=int(schema["n_vertices"]),
         )
         return cls(schema=schema, video=VideoMeta(**meta["video"]), track_id=int(meta["track_id"]), **arrays)
+
+
+def load_params_of(path: str | Path, video: str | Path) -> FaceParams:
+    """`FaceParams.load(path)`, refused (UserError) unless it is a reconstruction of `video` (`require_source`):
+    what a script does with --params PATH VIDEO."""
+    from ned_outlier.io.video import VideoReader
+
+    params = FaceParams.load(path)
+    params.require_source(VideoReader(video), f"--params {path}")
+    return params
 
 
 def no_hands(frames: int) -> np.ndarray:

@@ -176,8 +176,7 @@ def reconstruct(
     expression = [model.au_names.index(n) for n in schema.expression_names]
     return FaceParams(
         schema=schema,
-        video=VideoMeta(str(video), info.width, info.height, info.fps.numerator, info.fps.denominator,
-                        tracking.frame_count),
+        video=VideoMeta.of(reader, tracking.frame_count),
         track_id=track.track_id,
         identity=fitted["identity"],
         face_found=found,

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from ned_outlier.errors import UserError
+from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
-from ned_outlier.reconstruction.params import FaceParams, ParamSchema, VideoMeta, no_hands
+from ned_outlier.reconstruction.params import FORMAT_VERSION, FaceParams, ParamSchema, VideoMeta, no_hands
+
+from factories import recorded_from
 
 
 def make_params(frames=6, seed=0):
@@ -51,17 +54,25 @@ def test_save_load_round_trips_exactly(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "p.npz"]  # no temp file left behind
 
 
+def rewrite(path, out, version=None, drop=(), video=None):
+    """The FaceParams file `path` copied to `out` as another format `version` would have it: the arrays in `drop`
+    left out, its video record replaced by `video` (a dict)."""
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if name not in drop}
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["format_version"] == FORMAT_VERSION
+    meta["format_version"] = meta["format_version"] if version is None else version
+    meta["video"] = meta["video"] if video is None else video
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(out, **arrays)
+    return out
+
+
 def test_files_from_before_hands_load_without_hands(tmp_path, caplog):
     """Format 1 had no `hands`: such a file loads with every hand absent; a constructor call without hands too."""
     params = make_params()
     path = params.save(tmp_path / "p.npz")
-    with np.load(path) as data:
-        arrays = {name: data[name] for name in data.files if name != "hands"}
-    meta = json.loads(str(arrays["meta"]))
-    assert meta["format_version"] == 2
-    arrays["meta"] = np.array(json.dumps({**meta, "format_version": 1}))
-    old = tmp_path / "old.npz"
-    np.savez(old, **arrays)
+    old = rewrite(path, tmp_path / "old.npz", version=1, drop=["hands"])
     loaded = FaceParams.load(old)
     assert "before hands were stored" in caplog.text
     assert loaded.hands.shape == (params.num_frames, 2, 21, 2) and loaded.hands.dtype == np.float32
@@ -69,13 +80,12 @@ def test_files_from_before_hands_load_without_hands(tmp_path, caplog):
     np.testing.assert_array_equal(loaded.vertices, params.vertices)
     without = FaceParams(**{**params.__dict__, "hands": None})
     assert without.hands.shape == (params.num_frames, 2, 21, 2) and np.isnan(without.hands).all()
-    arrays["meta"] = np.array(json.dumps({**meta, "format_version": 3}))
-    np.savez(tmp_path / "new.npz", **arrays)
-    with pytest.raises(UserError, match="format 3"):
+    rewrite(path, tmp_path / "new.npz", version=FORMAT_VERSION + 1)
+    with pytest.raises(UserError, match=f"format {FORMAT_VERSION + 1}"):
         FaceParams.load(tmp_path / "new.npz")
 
 
-def test_a_format_2_file_without_hands_is_refused(tmp_path):
+def test_a_file_of_format_2_or_later_without_hands_is_refused(tmp_path):
     path = make_params().save(tmp_path / "p.npz")
     with np.load(path) as data:
         arrays = {name: data[name] for name in data.files if name != "hands"}
@@ -113,3 +123,44 @@ def test_schema_mismatch_names_both_backends():
     with pytest.raises(UserError, match="deca-flame.*mediapipe-au"):
         schema.require_same(flame, "checkpoint x.safetensors")
     schema.require_same(mediapipe_au_model()[1], "same")  # no error
+
+
+@pytest.fixture
+def three_videos(tmp_path, testsrc):
+    """A 25-frame 64x48 test pattern, the same mirrored (same size, rate and length, other pictures) and the same
+    pattern twice as long."""
+    return (testsrc(tmp_path / "a.mp4", "-c:v", "libx264"),
+            testsrc(tmp_path / "mirrored.mp4", "-vf", "hflip", "-c:v", "libx264"),
+            testsrc(tmp_path / "long.mp4", "-c:v", "libx264", seconds=2))
+
+
+def test_parameters_record_their_video_and_refuse_another(tmp_path, three_videos):
+    video, mirrored, long = three_videos
+    params = recorded_from(make_params(frames=25), video)
+    assert (params.video.listed_frames, len(params.video.fingerprint)) == (25, 64)
+    loaded = FaceParams.load(params.save(tmp_path / "p.npz"))
+    assert loaded.video == params.video
+    loaded.require_source(VideoReader(video))
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(video.read_bytes())
+    loaded.require_source(VideoReader(copy))  # the same pictures under another name
+    with pytest.raises(UserError, match=r"do not belong to .*mirrored.mp4: .*a.mp4, whose first frames differ"):
+        loaded.require_source(VideoReader(mirrored))
+    with pytest.raises(UserError, match=r"x p.npz do not belong to .*long.mp4 \(64x48, 25 fps, 50 frames\).*a.mp4 "
+                                         r"\(64x48, 25 fps, 25 frames\)"):
+        loaded.require_source(VideoReader(long), "x p.npz")
+
+
+def test_files_without_the_record_load_with_a_warning_and_are_checked_by_size_and_rate(tmp_path, three_videos,
+                                                                                         testsrc, caplog):
+    video, mirrored, _ = three_videos
+    path = recorded_from(make_params(frames=25), video).save(tmp_path / "p.npz")
+    record = {"path": str(video), "width": 64, "height": 48, "fps_num": 25, "fps_den": 1, "frame_count": 25}
+    old = FaceParams.load(rewrite(path, tmp_path / "old.npz", version=2, video=record))
+    assert "checked against a video by size and frame rate only" in caplog.text
+    assert old.video.fingerprint is None
+    old.require_source(VideoReader(mirrored))  # nothing to tell them apart by
+    with pytest.raises(UserError, match="96x64"):
+        old.require_source(VideoReader(testsrc(tmp_path / "big.mp4", "-c:v", "libx264", size="96x64")))
+    with pytest.raises(UserError, match="30 fps"):
+        old.require_source(VideoReader(testsrc(tmp_path / "fast.mp4", "-c:v", "libx264", rate="30")))

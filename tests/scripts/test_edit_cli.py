@@ -13,6 +13,7 @@ from ned_outlier.cli import run_cli
 from ned_outlier.io.video import VideoReader
 
 from cli_checks import assert_one_line_error, load_script, run
+from factories import saved_params_of
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -274,3 +275,12 @@ def test_a_resume_state_is_not_a_checkpoint_and_the_model_is_named(script, capfd
     save_file({"weight": torch.zeros(1)}, str(state))  # what accelerate's save_state writes
     code, err = run(script, capfd, clip, "--emotion", "sad", "--manipulator", "ned", "--checkpoint", state, "--quiet")
     assert_one_line_error(code, err, "neither a NED manipulator", "resume state", str(tmp_path / "run"))
+
+
+def test_params_of_another_video_of_the_same_size_are_refused(script, capfd, tmp_path, testsrc):
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    other = testsrc(tmp_path / "b.mp4", "-vf", "hflip", "-c:v", "libx264")  # same size, rate and length
+    params = saved_params_of(video, tmp_path / "a.npz")
+    code, err = run(script, capfd, other, "--emotion", "sad", "--params", params, "--quiet")
+    assert_one_line_error(code, err, f"--params {params} do not belong to {other}", "first frames differ")
+    assert not (tmp_path / "b_sad.mp4").exists()

@@ -60,11 +60,10 @@ class ActorFrames:
 def actor_frames(video: str | Path, params: FaceParams, size: int, cache: Path, source_crop_size: int = 256,
                  progress: bool = True) -> ActorFrames:
     """The crops of `params`' face in `video` at `size` px (cut once into `cache`, then re-read) and its meshes in
-    crop pixels. `source_crop_size`: the crop size the reconstruction's crop matrices were made for."""
+    crop pixels. `source_crop_size`: the crop size the reconstruction's crop matrices were made for. UserError when
+    `params` are of another video (`FaceParams.require_source`)."""
     reader = VideoReader(video)
-    if (reader.info.width, reader.info.height) != (params.video.width, params.video.height):
-        raise UserError(f"{video} is {reader.info.width}x{reader.info.height} but the face parameters were "
-                        f"reconstructed from a {params.video.width}x{params.video.height} video")
+    params.require_source(reader)
     matrices = rescale_crop(params.crop_matrix, source_crop_size, size)
     found = params.face_found.copy()
     vertices = np.full(params.landmarks.shape, np.nan, dtype=np.float32)
