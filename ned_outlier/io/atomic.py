@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from typing import Iterator
 
 from ned_outlier.errors import UserError
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # what atomic_output turns into a UserError
+
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
@@ -17,7 +20,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name is `.<name>.partial-<random><suffix>`: same directory (so the final rename is atomic) and
     same suffix (so ffmpeg picks the container from it). The file is created empty, which checks up front that
-    the directory is writable; on an exception it is removed and nothing appears at `path`.
+    the directory is writable; on an exception it is removed and nothing appears at `path`. A full disk or quota
+    (OSError ENOSPC / EDQUOT) raised in the block becomes a one-line UserError naming `path`.
     """
     path = Path(path)
     if path.is_dir():
@@ -33,6 +37,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(temp, path)
         except OSError as error:
             raise UserError(f"cannot write {path}: {error.strerror}") from None
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        if error.errno in FULL_DISK:
+            raise UserError(f"cannot write {path}: {error.strerror}; free some space and run again") from None
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -174,9 +175,10 @@ class FaceParams:
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceParams":
-        """Read a file written by `save`; UserError when it is missing or not such a file. Older formats load with
-        a warning: format 1 (before `hands`) with every hand absent, formats 1 and 2 without the record of their
-        source video's listed frame count and first frames (`require_source` then compares size and rate only)."""
+        """Read a file written by `save`; UserError when it is missing, not such a file, truncated, or its arrays
+        disagree in frame count. Older formats load with a warning: format 1 (before `hands`) with every hand
+        absent, formats 1 and 2 without the record of their source video's listed frame count and first frames
+        (`require_source` then compares size and rate only)."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"parameters file not found: {path}")
@@ -187,22 +189,27 @@ class FaceParams:
                 if version not in READABLE_VERSIONS:
                     raise UserError(f"{path}: FaceParams format {version}, expected one of {READABLE_VERSIONS}")
                 arrays = {name: data[name] for name in cls.ARRAYS if version >= 2 or name != "hands"}
-        except (OSError, KeyError, ValueError) as error:
-            raise UserError(f"{path}: not a FaceParams file ({error})") from None
+            schema, video = meta["schema"], VideoMeta(**meta["video"])
+            schema = ParamSchema(
+                backend=schema["backend"],
+                expression_names=tuple(schema["expression_names"]),
+                mouth_names=tuple(schema["mouth_names"]),
+                n_vertices=int(schema["n_vertices"]),
+            )
+            track_id = int(meta["track_id"])
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
+            raise UserError(f"{path}: not a FaceParams file, or a truncated one ({error})") from None
+        try:
+            params = cls(schema=schema, video=video, track_id=track_id, **arrays)
+        except ValueError as error:
+            raise UserError(f"{path}: a damaged FaceParams file ({error}); reconstruct again") from None
         if version < 2:
             log.warning("%s was written before hands were stored: every hand reads as absent (reconstruct again to "
                         "keep hands out of the edit)", path)
         if version < 3:
             log.warning("%s was written before parameters recorded their video's frames: it can be checked against "
                         "a video by size and frame rate only (reconstruct again to have it checked fully)", path)
-        schema = meta["schema"]
-        schema = ParamSchema(
-            backend=schema["backend"],
-            expression_names=tuple(schema["expression_names"]),
-            mouth_names=tuple(schema["mouth_names"]),
-            n_vertices=int(schema["n_vertices"]),
-        )
-        return cls(schema=schema, video=VideoMeta(**meta["video"]), track_id=int(meta["track_id"]), **arrays)
+        return params
 
 
 def load_params_of(path: str | Path, video: str | Path) -> FaceParams:

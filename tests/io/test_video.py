@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -292,6 +293,20 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
             temp.write_bytes(b"half")
             raise KeyError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_on_a_full_disk_is_a_user_error_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "result.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(UserError, match="cannot write .*result.npz: No space left on device"):
+        with atomic_output(target) as temp:
+            temp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"old"
+    with pytest.raises(PermissionError):  # any other OSError in the block is not the output's: it keeps its type
+        with atomic_output(target):
+            raise PermissionError(errno.EACCES, "elsewhere")
+    assert list(tmp_path.iterdir()) == [target]
 
 
 def test_ensure_not_input_sees_through_links(tmp_path):

@@ -164,3 +164,18 @@ def test_files_without_the_record_load_with_a_warning_and_are_checked_by_size_an
         old.require_source(VideoReader(testsrc(tmp_path / "big.mp4", "-c:v", "libx264", size="96x64")))
     with pytest.raises(UserError, match="30 fps"):
         old.require_source(VideoReader(testsrc(tmp_path / "fast.mp4", "-c:v", "libx264", rate="30")))
+
+
+def test_truncated_and_inconsistent_files_are_one_line_errors(tmp_path):
+    path = make_params().save(tmp_path / "p.npz")
+    data = path.read_bytes()
+    for cut in (0, 100, len(data) // 2, len(data) - 1):  # EOFError, then BadZipFile
+        truncated = tmp_path / f"cut{cut}.npz"
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(UserError, match=f"cut{cut}.npz: not a FaceParams file, or a truncated one"):
+            FaceParams.load(truncated)
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    np.savez(tmp_path / "short.npz", **{**arrays, "expression": arrays["expression"][:-1]})
+    with pytest.raises(UserError, match="short.npz: a damaged FaceParams file .*expression has 5 frames"):
+        FaceParams.load(tmp_path / "short.npz")

@@ -1,5 +1,7 @@
 """scripts/edit.py as a user runs it: a real edit keeps frames, fps, size and audio; bad requests are one-line errors."""
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -284,3 +286,30 @@ def test_params_of_another_video_of_the_same_size_are_refused(script, capfd, tmp
     code, err = run(script, capfd, other, "--emotion", "sad", "--params", params, "--quiet")
     assert_one_line_error(code, err, f"--params {params} do not belong to {other}", "first frames differ")
     assert not (tmp_path / "b_sad.mp4").exists()
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda path: path.write_bytes(path.read_bytes()[:1000]), ["not a FaceParams file, or a truncated one"]),
+    (lambda path: np.savez(path, **{**dict(np.load(path)), "scale": np.zeros(3)}),
+     ["a damaged FaceParams file", "scale has 3 frames"]),
+], ids=["truncated", "arrays-disagree"])
+def test_a_damaged_params_file_is_one_line(script, capfd, tmp_path, testsrc, damage, fragments):
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    params = saved_params_of(video, tmp_path / "a.npz")
+    damage(params)
+    code, err = run(script, capfd, video, "--emotion", "sad", "--params", params, "--quiet")
+    assert_one_line_error(code, err, str(params), *fragments)
+
+
+def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, testsrc, monkeypatch):
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    params = saved_params_of(video, tmp_path / "a.npz")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    code, err = run(script, capfd, video, "--emotion", "sad", "--params", params, "--save-params",
+                    tmp_path / "again.npz", "--quiet")
+    assert_one_line_error(code, err, f"cannot write {tmp_path / 'again.npz'}: No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "a.npz"]  # no partial file, no edit

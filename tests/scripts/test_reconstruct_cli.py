@@ -15,6 +15,7 @@ from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.params import FaceParams
 
 from cli_checks import assert_one_line_error, load_script, run
+from factories import saved_params_of
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -158,3 +159,23 @@ def test_never_writes_over_the_input(script, capfd, short_clip, tmp_path):
     code, err = run(script, capfd, clip, "--out", tmp_path, "--quiet")
     assert_one_line_error(code, err, "preview.mp4")
     assert clip.read_bytes() == before
+
+
+def test_a_full_disk_while_writing_params_is_one_line(script, capfd, tmp_path, testsrc, monkeypatch):
+    """The reconstruction is replaced by a saved one (this is about writing it): np.savez meets a full disk."""
+    import errno
+    import os
+
+    from ned_outlier.reconstruction import reconstructor
+
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    params = FaceParams.load(saved_params_of(video, tmp_path / "a.npz"))
+    monkeypatch.setattr(reconstructor, "reconstruct", lambda *args, **kwargs: params)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    code, err = run(script, capfd, video, "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, f"cannot write {tmp_path / 'out' / 'params.npz'}: No space left on device")
+    assert list((tmp_path / "out").iterdir()) == []
