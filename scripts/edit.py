@@ -72,8 +72,11 @@ def output_path(args, label: str) -> Path:
 
 
 def check_writable(path: Path) -> None:
+    """UserError unless `path` can be written: not a folder, in a folder that exists and is writable."""
     import os
 
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write {path}: folder {folder} does not exist")
@@ -124,23 +127,28 @@ def main(argv=None) -> None:
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
 
     from ned_outlier.io.atomic import ensure_not_input
+    from ned_outlier.io.video import VideoReader
 
+    # Everything that can be checked is checked here, before any model is loaded or frame reconstructed.
     emotion = normalise_emotion(args.emotion) if args.emotion is not None else None
     out = output_path(args, emotion or f"like_{args.reference.stem}")
     preview = out.with_name(f"{out.stem}_preview.mp4") if args.preview else None
-    for path in [out] + ([preview] if preview else []):
-        ensure_not_input(path, args.video, *([args.reference] if args.reference else []))
-        check_writable(path)
-
-    from ned_outlier.reconstruction.params import load_params_of
-
-    params = load_params_of(args.params, args.video) if args.params is not None else None
+    inputs = [args.video] + ([args.reference] if args.reference else [])
+    for path in [out, preview, args.save_params]:
+        if path is not None:
+            ensure_not_input(path, *inputs)
+            check_writable(path)
+    for path in inputs:
+        VideoReader(path)  # a readable video: UserError for a missing, empty or foreign file
 
     from ned_outlier.config import load_config
     from ned_outlier.pipeline import edit_video, load_edit_config
+    from ned_outlier.reconstruction.params import load_params_of
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
+    params = load_params_of(args.params, args.video) if args.params is not None else None
     config = load_edit_config(args.config)
+    reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
     manipulator = None
     if args.manipulator == "ned":
         from ned_outlier.manipulator.ned.inference import NedManipulator
@@ -155,7 +163,6 @@ def main(argv=None) -> None:
         if trained_on and trained_on != args.video.name:
             print(f"note: the renderer was trained on {trained_on}; a per-actor renderer draws that actor's face",
                   file=sys.stderr)
-    reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
 
     if params is None:
         params = reconstruct(args.video, reconstruction, face=face, progress=not args.quiet)

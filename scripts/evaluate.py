@@ -48,7 +48,8 @@ def parse_args(argv):
     parser.add_argument("--frame-step", type=int, default=1,
                         help="evaluate every K-th video frame (default 1; videos only: images are all evaluated)")
     parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames of each video (videos only)")
-    parser.add_argument("--out", type=Path, help="output folder (default: <first input>_eval beside it)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first input>_eval beside it; removed again "
+                                                 "if the run fails with it empty)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -70,9 +71,9 @@ def check_args(args) -> None:
             raise UserError("--source needs the face mesh: leave --crop at face")
 
 
-def output_folder(args) -> Path:
-    """--out or <first input stem>_eval beside the first input, created; UserError when it cannot be, or when an
-    output file would be one of the input files."""
+def choose_output_folder(args) -> Path:
+    """--out or <first input stem>_eval beside the first input (not created here); UserError when an output file
+    would be one of the input files."""
     from ned_outlier.io.atomic import ensure_not_input
     from recognition.evaluate import OUTPUT_FILES
 
@@ -80,17 +81,20 @@ def output_folder(args) -> Path:
     folder = args.out or first.with_name(f"{first.stem}_eval")
     for name in OUTPUT_FILES:
         ensure_not_input(folder / name, *args.inputs, *(p for p in (args.source, args.labels) if p is not None))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create output folder {folder}: {error.strerror}") from None
     return folder
 
 
 def main(argv=None) -> None:
+    from ned_outlier.io.atomic import output_folder
+
     args = parse_args(argv)
     check_args(args)
-    folder = output_folder(args)
+    with output_folder(choose_output_folder(args)) as folder:  # removed again if this fails before writing into it
+        evaluate_into(folder, args)
+
+
+def evaluate_into(folder: Path, args) -> None:
+    """Classify every input, write the outputs into `folder` and print the summary."""
     from recognition import create_model
     from ned_outlier.face.finder import FaceFinder
     from recognition.evaluate import (compare_to_source, evaluate, format_summary, read_labels, summarise,

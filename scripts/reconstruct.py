@@ -25,7 +25,8 @@ DEFAULT_CONFIG = REPO / "configs" / "reconstruct" / "default.yaml"
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", type=Path, help="input video (any format ffmpeg reads)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (created if missing; removed again if the run fails with it empty)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="reconstruction YAML (default: %(default)s)")
     parser.add_argument(
         "--face", default="largest",
@@ -43,6 +44,7 @@ def main(argv=None) -> None:
     import numpy as np
 
     from ned_outlier.config import load_config, replace_fields
+    from ned_outlier.io.atomic import output_folder
     from ned_outlier.reconstruction.export import write_params_csv
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
@@ -52,17 +54,13 @@ def main(argv=None) -> None:
     face = int(args.face) if args.face.isdigit() else args.face
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create output folder {args.out}: {error.strerror}") from None
+    with output_folder(args.out):  # removed again if this fails before writing into it
+        params = reconstruct(args.video, config, face=face, progress=not args.quiet)
+        written = [params.save(args.out / "params.npz"), write_params_csv(params, args.out / "params.csv")]
+        if not args.no_preview:
+            from ned_outlier.viz import write_mesh_preview
 
-    params = reconstruct(args.video, config, face=face, progress=not args.quiet)
-    written = [params.save(args.out / "params.npz"), write_params_csv(params, args.out / "params.csv")]
-    if not args.no_preview:
-        from ned_outlier.viz import write_mesh_preview
-
-        written.append(write_mesh_preview(args.video, params, args.out / "preview.mp4", progress=not args.quiet))
+            written.append(write_mesh_preview(args.video, params, args.out / "preview.mp4", progress=not args.quiet))
     found = int(params.face_found.sum())
     print(f"face {params.track_id}: found in {found}/{params.num_frames} frames, "
           f"median fit error {float(np.nanmedian(params.fit_error)):.3f} inter-ocular distances")

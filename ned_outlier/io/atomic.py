@@ -1,4 +1,5 @@
-"""Write output files all at once or not at all, and never over one of the inputs."""
+"""Write output files all at once or not at all, and never over one of the inputs; output folders that a failed run
+leaves empty are removed."""
 
 from __future__ import annotations
 
@@ -44,6 +45,28 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         raise
     except BaseException:
         temp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def output_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the folder `path` (and its missing parents) for a command's outputs, UserError when it cannot be; if
+    the block raises, the folders created here are removed again while still empty, so a failed run leaves no
+    empty output folder behind. A folder that existed before is never removed."""
+    path = Path(path)
+    created = [folder for folder in (path, *path.parents) if not folder.exists()]  # the deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {path}: {error.strerror}") from None
+    try:
+        yield path
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something was written), or gone
+                break
         raise
 
 

@@ -14,6 +14,7 @@ import pytest
 from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
 from ned_outlier.io import VideoReader, VideoWriter, atomic_output, ensure_not_input
+from ned_outlier.io.atomic import output_folder
 
 
 def make_frames(count: int, height: int, width: int) -> list[np.ndarray]:
@@ -307,6 +308,31 @@ def test_atomic_output_on_a_full_disk_is_a_user_error_and_keeps_the_old_file(tmp
         with atomic_output(target):
             raise PermissionError(errno.EACCES, "elsewhere")
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_output_folder_made_for_a_failed_run_is_removed_while_empty(tmp_path):
+    with pytest.raises(KeyError):
+        with output_folder(tmp_path / "a" / "b") as folder:
+            assert folder.is_dir()
+            raise KeyError("failed")
+    assert list(tmp_path.iterdir()) == []  # both folders made here are gone
+    with pytest.raises(KeyError):
+        with output_folder(tmp_path / "a" / "b") as folder:
+            (folder / "written.csv").write_text("x")
+            raise KeyError("failed")
+    assert (tmp_path / "a" / "b" / "written.csv").is_file()  # what was written is kept
+    (tmp_path / "a" / "b" / "written.csv").unlink()
+    with pytest.raises(KeyError):
+        with output_folder(tmp_path / "a" / "b"):  # there before: never removed
+            raise KeyError("failed")
+    assert (tmp_path / "a" / "b").is_dir()
+    with output_folder(tmp_path / "c"):
+        pass
+    assert (tmp_path / "c").is_dir()  # a run that succeeds keeps its folder, empty or not
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="cannot create output folder"):
+        with output_folder(tmp_path / "file" / "out"):
+            pass
 
 
 def test_ensure_not_input_sees_through_links(tmp_path):

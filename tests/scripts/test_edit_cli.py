@@ -313,3 +313,32 @@ def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, te
                     tmp_path / "again.npz", "--quiet")
     assert_one_line_error(code, err, f"cannot write {tmp_path / 'again.npz'}: No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "a.npz"]  # no partial file, no edit
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--emotion", "sad", "--save-params", "{missing}/p.npz"], ["cannot write", "does not exist"]),
+    (["--emotion", "sad", "--save-params", "{folder}"], ["it is a folder"]),
+    (["--emotion", "sad", "--save-params", "{video}"], ["is the same file as input"]),
+    (["--emotion", "sad", "--out", "{tmp}/a.mp4", "--preview"], ["output", "a_preview.mp4 is the same file as input"]),
+    (["--reference", "{missing}/r.mp4"], ["r.mp4: no such file"]),
+    (["--emotion", "sad", "--manipulator", "ned", "--checkpoint", "{folder}"],
+     ["is a folder, not a checkpoint file", "model.safetensors", "this folder holds ned.safetensors"]),
+], ids=["save-params-folder-missing", "save-params-is-a-folder", "save-params-is-the-input", "input-is-the-preview",
+        "reference-missing", "checkpoint-is-a-folder"])
+def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, fragments):
+    """Each refused before the reconstruction starts (here it would fail the test) and before writing anything."""
+    from ned_outlier.reconstruction import reconstructor
+
+    def started(*args, **kwargs):
+        raise AssertionError("the reconstruction started")
+
+    monkeypatch.setattr(reconstructor, "reconstruct", started)
+    video = testsrc(tmp_path / "a_preview.mp4", "-c:v", "libx264")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "ned.safetensors").write_bytes(b"")
+    names = {"missing": tmp_path / "missing", "folder": folder, "video": video, "tmp": tmp_path}
+    before = sorted(tmp_path.rglob("*"))
+    code, err = run(script, capfd, video, *(arg.format(**names) for arg in argv), "--quiet")
+    assert_one_line_error(code, err, *fragments)
+    assert sorted(tmp_path.rglob("*")) == before

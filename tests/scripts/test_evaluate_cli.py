@@ -194,7 +194,7 @@ def test_entry_point_prints_no_traceback(tmp_path):
 def test_bad_requests_are_one_line_errors(script, capfd, clip, ffmpeg, tmp_path, make, fragments):
     code, err = run(script, capfd, *make(tmp_path, clip, ffmpeg), "--out", tmp_path / "out", "--quiet")
     assert_one_line_error(code, err, *fragments)
-    assert not (tmp_path / "out" / "summary.json").exists()
+    assert not (tmp_path / "out").exists()  # not even an empty folder is left behind
 
 
 def test_never_writes_over_an_input(script, capfd, clip, tmp_path):

@@ -82,9 +82,9 @@ def test_help_explains_every_flag():
     ids=["missing", "text-file", "audio-only", "zero-frames"],
 )
 def test_bad_files(script, capfd, tmp_path, ffmpeg, make, fragments):
-    code, err = run(script, capfd, make(tmp_path, ffmpeg), "--out", tmp_path / "out", "--quiet")
+    code, err = run(script, capfd, make(tmp_path, ffmpeg), "--out", tmp_path / "out" / "deeper", "--quiet")
     assert_one_line_error(code, err, *fragments)
-    assert not (tmp_path / "out" / "params.npz").exists()
+    assert not (tmp_path / "out").exists()  # the folders it made are removed again
 
 
 def test_truncated_file(script, capfd, short_clip, tmp_path):
@@ -98,6 +98,7 @@ def test_truncated_file(script, capfd, short_clip, tmp_path):
 def test_no_face_anywhere(script, capfd, tmp_path):
     code, err = run(script, capfd, asset_path("no_face_video"), "--out", tmp_path, "--quiet")
     assert_one_line_error(code, err, "no face found")
+    assert tmp_path.is_dir()  # an --out folder that was there before is kept, though empty
 
 
 def test_bad_config_key(script, capfd, short_clip, tmp_path):
@@ -178,4 +179,4 @@ def test_a_full_disk_while_writing_params_is_one_line(script, capfd, tmp_path, t
     monkeypatch.setattr(np, "savez", full_disk)
     code, err = run(script, capfd, video, "--out", tmp_path / "out", "--quiet")
     assert_one_line_error(code, err, f"cannot write {tmp_path / 'out' / 'params.npz'}: No space left on device")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # no partial file, and the folder made for it is removed again

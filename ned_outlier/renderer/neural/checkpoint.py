@@ -28,8 +28,13 @@ FORMAT = "ned-neural-renderer/1"
 
 def checkpoint_format(path: str | Path) -> str | None:
     """The `format` entry of a safetensors file's metadata (None when it has none); UserError when the file is
-    missing or not safetensors."""
+    missing, a folder (the message names the .safetensors files in it) or not safetensors."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.safetensors"))
+        raise UserError(f"{path} is a folder, not a checkpoint file: give the .safetensors file itself (a training "
+                        "run writes model.safetensors for NED, renderer.safetensors for the renderer)"
+                        + (f"; this folder holds {', '.join(inside)}" if inside else ""))
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
