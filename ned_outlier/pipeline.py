@@ -37,13 +37,20 @@ FOLD_LIMITED = 0.95  # a frame counts as fold-limited when part of its change wa
 
 @dataclass(frozen=True)
 class EditConfig:
-    """temporal_sigma: Gaussian smoothing of the code change over time, in frames."""
+    """temporal_sigma: Gaussian smoothing of the code change over time, in frames (>= 0; 0: off). facs.strength,
+    the prototypes' intensity, must be >= 0 too (a negative one would edit toward the opposite expression)."""
 
     facs: FacsConfig = field(default_factory=FacsConfig)
     edit_basis: EditBasisConfig = field(default_factory=EditBasisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     temporal_sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.temporal_sigma >= 0:  # NaN too
+            raise ValueError(f"temporal_sigma must be >= 0 (0: no smoothing), got {self.temporal_sigma}")
+        if not self.facs.strength >= 0:
+            raise ValueError(f"facs.strength must be >= 0, got {self.facs.strength}")
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,19 @@ class EditReport:
     preview: Path | None
 
 
-def load_edit_config(path: str | Path | None = None) -> EditConfig:
-    """The edit YAML at `path` (None: the project's configs/edit/default.yaml, from a checkout or the package)."""
-    return load_config(repo_path(DEFAULT_EDIT_CONFIG) if path is None else path, EditConfig)
+def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] | list[str] = ()) -> EditConfig:
+    """The edit YAML at `path` (None: the project's configs/edit/default.yaml, from a checkout or the package);
+    UserError naming the file when it lacks the facs prototype of one of `emotions` (canonical names)."""
+    path = repo_path(DEFAULT_EDIT_CONFIG) if path is None else path
+    config = load_config(path, EditConfig)
+    prototypes = config.facs.emotions
+    for emotion in emotions:
+        if not prototypes:
+            raise UserError(f"{path} has no facs section with emotion prototypes (facs.emotions), so it cannot edit "
+                            f"to {emotion!r}: copy the facs section of {DEFAULT_EDIT_CONFIG}")
+        if emotion not in prototypes:
+            raise UserError(f"{path}: facs.emotions has no prototype of {emotion!r} (it has {', '.join(prototypes)})")
+    return config
 
 
 def code_changes(params: FaceParams, target: TargetCodes, au_names: tuple[str, ...], sigma: float) -> np.ndarray:

@@ -147,7 +147,7 @@ def main(argv=None) -> None:
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
     params = load_params_of(args.params, args.video) if args.params is not None else None
-    config = load_edit_config(args.config)
+    config = load_edit_config(args.config, [emotion] if emotion is not None and args.manipulator == "facs" else [])
     reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
     manipulator = None
     if args.manipulator == "ned":

@@ -74,6 +74,7 @@ def main(argv=None) -> None:
 
     frames = sorted({int(f) for f in args.frames.split(",")})
     emotions = [normalise_emotion(e) for e in args.emotions.split(",")]
+    config = load_edit_config(None, emotions)
     if args.params:
         params = load_params_of(args.params, args.video)
     else:
@@ -83,7 +84,6 @@ def main(argv=None) -> None:
         raise UserError(f"no face in frame(s) {missing} of {args.video}")
     reader = VideoReader(args.video)
     originals = {i: frame for i, frame in enumerate(reader) if i in frames}
-    config = load_edit_config()
     neural = None
     if args.renderer == "neural":
         from ned_outlier.renderer.neural.checkpoint import load_renderer

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class ReconstructionConfig:
     """Every setting of `reconstruct`; read from YAML (configs/reconstruct/*.yaml) with `load_config`.
 
-    smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (0 = off).
+    smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (>= 0; 0 = off).
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -48,6 +48,10 @@ class ReconstructionConfig:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     hands: HandConfig = field(default_factory=HandConfig)
     smooth_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.smooth_sigma >= 0:  # NaN too
+            raise ValueError(f"smooth_sigma must be >= 0 (0: off), got {self.smooth_sigma}")
 
 
 def extract_landmarks(

@@ -323,8 +323,15 @@ def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, te
     (["--reference", "{missing}/r.mp4"], ["r.mp4: no such file"]),
     (["--emotion", "sad", "--manipulator", "ned", "--checkpoint", "{folder}"],
      ["is a folder, not a checkpoint file", "model.safetensors", "this folder holds ned.safetensors"]),
+    (["--emotion", "happy", "--config", "{tmp}/no_facs.yaml"],
+     ["no_facs.yaml has no facs section with emotion prototypes", "cannot edit to 'happy'"]),
+    (["--emotion", "sad", "--config", "{tmp}/happy_only.yaml"], ["facs.emotions has no prototype of 'sad'",
+                                                                  "(it has happy)"]),
+    (["--emotion", "sad", "--config", "{tmp}/sigma.yaml"], ["sigma.yaml", "temporal_sigma must be >= 0", "-5"]),
+    (["--emotion", "sad", "--config", "{tmp}/strength.yaml"], ["strength.yaml", "facs.strength must be >= 0", "-40"]),
 ], ids=["save-params-folder-missing", "save-params-is-a-folder", "save-params-is-the-input", "input-is-the-preview",
-        "reference-missing", "checkpoint-is-a-folder"])
+        "reference-missing", "checkpoint-is-a-folder", "config-without-facs", "config-without-the-emotion",
+        "negative-temporal-sigma", "negative-strength"])
 def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, fragments):
     """Each refused before the reconstruction starts (here it would fail the test) and before writing anything."""
     from ned_outlier.reconstruction import reconstructor
@@ -337,6 +344,10 @@ def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, test
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "ned.safetensors").write_bytes(b"")
+    configs = {"no_facs": "temporal_sigma: 2.0\n", "happy_only": "facs:\n  emotions:\n    happy: {AU12: 1.0}\n",
+               "sigma": "temporal_sigma: -5\n", "strength": "facs:\n  strength: -40\n"}
+    for name, text in configs.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
     names = {"missing": tmp_path / "missing", "folder": folder, "video": video, "tmp": tmp_path}
     before = sorted(tmp_path.rglob("*"))
     code, err = run(script, capfd, video, *(arg.format(**names) for arg in argv), "--quiet")

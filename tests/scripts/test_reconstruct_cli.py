@@ -108,6 +108,18 @@ def test_bad_config_key(script, capfd, short_clip, tmp_path):
     assert_one_line_error(code, err, "unknown key 'detect_evry'", "detect_every")
 
 
+@pytest.mark.parametrize("argv, fragments", [
+    (["--smooth", "-1"], ["smooth_sigma must be >= 0", "-1"]),
+    (["--config", "CONFIG"], ["bad.yaml", "smooth_sigma must be >= 0", "-5"]),
+], ids=["flag", "config"])
+def test_negative_smoothing_is_refused(script, capfd, tmp_path, testsrc, argv, fragments):
+    (tmp_path / "bad.yaml").write_text("smooth_sigma: -5\n")
+    argv = [str(tmp_path / "bad.yaml") if arg == "CONFIG" else arg for arg in argv]
+    code, err = run(script, capfd, testsrc(tmp_path / "a.mp4"), "--out", tmp_path / "out", *argv, "--quiet")
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
 def test_face_lost_for_some_frames_is_flagged_and_passed_through(script, capfd, tmp_path):
     code, err = run(script, capfd, asset_path("face_noface_video"), "--out", tmp_path, "--quiet")
     assert code == 0, err
