@@ -41,8 +41,8 @@ import numpy as np
 
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
-from ned_outlier.data.ned_windows import (SCORES_SUMMARY, build_windows, clip_codes, read_lambda_table,
-                                          reconstruct_clips, reconstruct_videos)
+from ned_outlier.data.ned_windows import (SCORES_SUMMARY, actor_neutral_codes, build_windows, clip_codes,
+                                          read_lambda_table, reconstruct_clips, reconstruct_videos)
 from ned_outlier.data.synthmead import outlier_detection, read_truth, twin_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
@@ -126,20 +126,20 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
     return made
 
 
-def neutral_baselines(windows, truths: dict, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def neutral_baselines(windows, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(N,) actor of each window and actor -> (C,) mean code over that actor's neutral windows (zeros for every actor
     when not `relative`: the judge then reads the codes as they are). UserError for an actor without neutral
     windows."""
-    actor = np.array([truths[windows.clip_paths[c]].actor for c in windows.clip])
-    neutral = np.array(windows.emotions)[windows.emotion] == "neutral"
-    baselines = {}
-    for name in sorted(set(actor)):
-        mine = actor == name
-        if relative and not (mine & neutral).any():
-            raise UserError(f"actor {name} has no neutral window: judge_relative needs each actor's neutral clips")
-        baselines[name] = (windows.codes[mine & neutral].mean(axis=(0, 1)) if relative
-                           else np.zeros(windows.codes.shape[2], np.float32))
-    return actor, baselines
+    actor, means = actor_neutral_codes(windows)
+    return actor, means if relative else {name: np.zeros(windows.codes.shape[2], np.float32) for name in means}
+
+
+def code_spread(windows) -> dict[str, float]:
+    """How much of the codes is the person: the standard deviation over actors of their mean neutral codes, and
+    that of all frames' codes, each averaged over the components."""
+    means = np.stack(list(actor_neutral_codes(windows)[1].values()))
+    return {"actors_neutral_sd": float(means.std(axis=0).mean()),
+            "codes_sd": float(windows.codes.reshape(-1, windows.codes.shape[2]).std(axis=0).mean())}
 
 
 def clean_mask(windows, truths: dict) -> np.ndarray:
@@ -165,26 +165,29 @@ def paired_code_error(edited: np.ndarray, twin: np.ndarray, source: np.ndarray, 
             float(np.mean(np.abs(source[found] - twin[found]) / scale)))
 
 
-def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0, baseline: np.ndarray | None = None
-                           ) -> float:
+def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0, baseline: np.ndarray | None = None,
+                           neutral: np.ndarray | None = None) -> float:
     """The judge's target accuracy on held-out (N, T, C) windows translated by `nets` (NedNetworks) toward every
-    emotion with latents drawn from `seed` (judged relative to the (N, C) baseline, if given): what the experiment
-    tracks per epoch (the learning curve)."""
+    emotion with latents drawn from `seed` (judged relative to the (N, C) baseline, if given; (N, C) neutral: the
+    windows' persons' neutral codes, for networks trained relative to them): what the experiment tracks per epoch
+    (the learning curve)."""
     import torch
 
     codes = torch.from_numpy(np.asarray(windows, np.float32))
+    person = None if neutral is None else torch.from_numpy(np.asarray(neutral, np.float32))
     z = torch.randn(len(codes), nets.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    hits = [np.mean(judge.predict(nets.translate(codes, nets.mapping(z, torch.full((len(codes),), k))).numpy(),
-                                  baseline) == k) for k in range(nets.n_emotions)]
+    hits = [np.mean(judge.predict(nets.translate(codes, nets.mapping(z, torch.full((len(codes),), k)), person)
+                                  .numpy(), baseline) == k) for k in range(nets.n_emotions)]
     return float(np.mean(hits))
 
 
 def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: ExperimentConfig, fer, faces,
-                edit_config, work: Path, twins: dict | None = None, baselines: dict | None = None
-                ) -> dict[str, float]:
+                edit_config, work: Path, twins: dict | None = None, baselines: dict | None = None,
+                neutrals: dict | None = None) -> dict[str, float]:
     """The code judge's target accuracy (relative to baselines[actor], where given), mouth r, (on rendered frames)
     fer's target rate and, where `twins` ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired
-    code error of one trained model."""
+    code error of one trained model; neutrals[actor]: the actor's mean neutral code, for a model trained relative
+    to it."""
     from ned_outlier.manipulator.ned.inference import NedManipulator
     from ned_outlier.pipeline import FrameEditor
     from recognition.evaluate import evaluate_video, summarise
@@ -196,8 +199,9 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
     for number, (clip, params) in enumerate(test_clips):
         source = clip_codes(params)
         found = params.face_found
+        neutral = (neutrals or {}).get(clip.actor)
         for emotion in config.emotions:
-            translated = ned.translate(params, ned.emotion_style(emotion))
+            translated = ned.translate(params, ned.emotion_style(emotion), neutral)
             starts = [s for s in range(len(source) - 9) if found[s:s + 10].all()]
             windows = np.stack([translated[s:s + 10] for s in starts])
             correct += int(np.sum(judge.predict(windows, (baselines or {}).get(clip.actor))
@@ -211,7 +215,7 @@ def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: Ex
                 errors.append(error)
                 source_errors.append(source_error)
             if number < config.render_clips:
-                target = ned.target_codes(params, emotion=emotion, mouth="keep")
+                target = ned.target_codes(params, emotion=emotion, mouth="keep", neutral=neutral)
                 video = work / f"{clip.actor}_{clip.emotion}_{clip.clip_id}_{emotion}.mp4"
                 editor = FrameEditor(params, target, edit_config)
                 info = VideoReader(clip.path).info
@@ -283,14 +287,17 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
     test_windows = build_windows(test_clips, test_paths, root, config.emotions)
     clean = clean_mask(train_windows, truth_by_path)
-    train_actor, baselines = neutral_baselines(train_windows, truth_by_path, config.judge_relative)
-    test_actor, test_baselines = neutral_baselines(test_windows, truth_by_path, config.judge_relative)
+    train_actor, baselines = neutral_baselines(train_windows, config.judge_relative)
+    test_actor, test_baselines = neutral_baselines(test_windows, config.judge_relative)
     judge = cached_code_classifier(
         out / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions),
         hidden=config.judge_hidden, baseline=np.stack([baselines[a] for a in train_actor[clean]]))
     test_baseline = np.stack([test_baselines[a] for a in test_actor])
+    test_neutrals = actor_neutral_codes(test_windows)[1]  # for networks trained relative to them
+    results["code_spread"] = code_spread(train_windows)
     held = clean_mask(test_windows, truth_by_path)
     held_out, held_out_baseline = test_windows.codes[held], test_baseline[held]
+    held_out_neutral = np.stack([test_neutrals[a] for a in test_actor])[held]
     held_out_emotion = test_windows.emotion[held]
     hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
     results["code_judge"] = {"train_windows": int(clean.sum()), "test_windows": int(held.sum()),
@@ -323,13 +330,14 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"train.output_dir={out / arm / f'seed{seed}'}", *config.training_overrides]
             training = load_ned_config(repo_path(config.training_config), overrides)
             trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
-                "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed, held_out_baseline)})
+                "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed, held_out_baseline,
+                                                               held_out_neutral)})
             curves[key] = {
                 "iteration": [epoch["step"] for epoch in trained.history],
                 "target_accuracy": [epoch["eval/target_accuracy"] for epoch in trained.history]}
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
-                                        twins, test_baselines)
+                                        twins, test_baselines, test_neutrals)
             _save(results, config, previous)
     _save(results, config, previous)
     if curves:

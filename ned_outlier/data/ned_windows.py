@@ -5,6 +5,7 @@ with its emotion and its outlier weight lambda.
     windows = build_windows(clips, paths, root, emotions, lambdas=read_lambda_table("out/lambda/windows.csv"))
     windows.codes  # (N, 10, C): the mouth code then the expression code of each frame
     windows.skipped  # {"windows without a lambda row ...": n, ...}: what was left out, and why
+    windows = with_actor_neutral(windows)  # windows.neutral (N, C): each window's actor's mean neutral code
 
 A window is used when its clip has the face in all of its frames; with a lambda table (scripts/score_outliers.py's
 windows.csv, with the window length and hop of the scores.json beside it) only windows that have a lambda row are
@@ -17,7 +18,7 @@ import csv
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,8 @@ def read_lambda_table(path: str | Path) -> LambdaTable:
 class WindowSet:
     """codes (N, T, C) float32; emotion (N,) int64 index into `emotions`; weight (N,) float32 lambda; clip (N,) index
     into `clip_paths` (relative to the data root) and start (N,) frame of each window; schema of the codes;
-    skipped: reason -> number of clips or windows of the selected emotions left out."""
+    skipped: reason -> number of clips or windows of the selected emotions left out; neutral: (N, C) the mean
+    neutral code of each window's actor (with_actor_neutral), or None."""
 
     codes: np.ndarray
     emotion: np.ndarray
@@ -116,6 +118,7 @@ class WindowSet:
     emotions: tuple[str, ...]
     schema: ParamSchema
     skipped: dict[str, int] = field(default_factory=dict)
+    neutral: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -174,3 +177,29 @@ def build_windows(clips: list[MeadClip], params_paths: list[Path | None], root: 
 def describe_skipped(skipped: dict[str, int]) -> str:
     """The counts as text, e.g. `; left out: 1 clips without a face, 3 windows without ...`, or '' when none."""
     return "; left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items()) if skipped else ""
+
+
+def actor_of(clip_path: str) -> str:
+    """The actor of a clip path relative to the data root (MEAD's layout: <actor>/video/...)."""
+    return Path(clip_path).parts[0]
+
+
+def actor_neutral_codes(windows: WindowSet) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(N,) the actor of each window, and actor -> (C,) the mean code over that actor's neutral windows; UserError
+    for an actor without any."""
+    actor = np.array([actor_of(windows.clip_paths[c]) for c in windows.clip])
+    neutral = np.array(windows.emotions)[windows.emotion] == "neutral"
+    means = {}
+    for name in sorted(set(actor)):
+        mine = actor == name
+        if not (mine & neutral).any():
+            raise UserError(f"actor {name} has no neutral window: codes relative to each actor's neutral need "
+                            "each actor's neutral clips")
+        means[name] = windows.codes[mine & neutral].mean(axis=(0, 1))
+    return actor, means
+
+
+def with_actor_neutral(windows: WindowSet) -> WindowSet:
+    """The windows with `neutral` (N, C) set to their actor's mean neutral code (actor_neutral_codes)."""
+    actor, means = actor_neutral_codes(windows)
+    return replace(windows, neutral=np.stack([means[name] for name in actor]))

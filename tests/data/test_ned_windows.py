@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ned_outlier.data.mead import MeadClip
-from ned_outlier.data.ned_windows import build_windows, read_lambda_table
+from ned_outlier.data.ned_windows import actor_neutral_codes, build_windows, read_lambda_table, with_actor_neutral
 from ned_outlier.errors import UserError
 from tests.factories import face_params
 
@@ -76,3 +76,34 @@ def test_missing_table_and_no_windows_are_user_errors(tmp_path):
     clip, path, _ = saved_clip(tmp_path, "happy", "happy", 5)  # shorter than a window
     with pytest.raises(UserError, match="no 10-frame window"):
         build_windows([clip], [path], tmp_path, ("happy",))
+
+
+def test_each_window_gets_its_actors_mean_neutral_code():
+    from types import SimpleNamespace
+
+    codes = np.zeros((4, 2, 1), np.float32)
+    codes[:, :, 0] = [[1, 3], [9, 9], [5, 5], [7, 7]]  # A neutral (mean 2), A happy, B neutral (5), B happy
+    windows = SimpleNamespace(codes=codes, clip=np.array([0, 0, 1, 1]), emotion=np.array([0, 1, 0, 1]),
+                              clip_paths=("A/video/neutral/001.mp4", "B/video/neutral/001.mp4"),
+                              emotions=("neutral", "happy"))
+    actor, means = actor_neutral_codes(windows)
+    assert list(actor) == ["A", "A", "B", "B"]
+    assert means["A"] == pytest.approx([2.0]) and means["B"] == pytest.approx([5.0])
+    windows.emotion = np.array([0, 1, 1, 1])  # B has no neutral window left
+    with pytest.raises(UserError, match="actor B has no neutral window"):
+        actor_neutral_codes(windows)
+
+
+def test_with_actor_neutral_sets_the_neutral_of_every_window(tmp_path):
+    clips, paths = [], []
+    for actor, offset in (("M001", 0.0), ("M002", 3.0)):
+        for emotion, lift in (("neutral", 0.0), ("happy", 1.0)):
+            path = tmp_path / actor / emotion / "001.npz"
+            path.parent.mkdir(parents=True)
+            face_params(np.full((12, 17), offset + lift), np.zeros((12, 3))).save(path)
+            clips.append(MeadClip(actor, "front", emotion, 3, "001", path.with_suffix(".mp4")))
+            paths.append(path)
+    windows = with_actor_neutral(build_windows(clips, paths, tmp_path, ("neutral", "happy")))
+    expected = np.where(windows.clip >= 2, 3.0, 0.0)  # clips 2 and 3 are M002's
+    assert windows.neutral.shape == (len(windows), windows.codes.shape[2])
+    assert np.allclose(windows.neutral[:, windows.mouth_dims:], expected[:, None])

@@ -170,7 +170,7 @@ def test_window_target_accuracy_rewards_translations_that_follow_the_target():
         def mapping(self, z, emotion):  # (B, latent) -> (B, 3) one-hot style of the target
             return torch.nn.functional.one_hot(emotion, 3).float()
 
-        def translate(self, codes, style):  # component k lifted for target k, or the source unchanged
+        def translate(self, codes, style, neutral=None):  # component k lifted for target k, or the source as is
             return codes + 5 * style[:, None, :] if self.follows else codes
 
     judge = SimpleNamespace(predict=lambda codes, baseline=None: codes.mean(axis=1).argmax(axis=1))
@@ -180,23 +180,16 @@ def test_window_target_accuracy_rewards_translations_that_follow_the_target():
     assert window_target_accuracy(Nets(False), windows, judge) == pytest.approx(1 / 3)
 
 
-def test_neutral_baselines_are_each_actors_mean_neutral_code():
+def test_without_judge_relative_every_baseline_is_zero():
     from types import SimpleNamespace
 
     from experiments.outlier_experiment import neutral_baselines
 
-    codes = np.zeros((4, 2, 1), np.float32)
-    codes[:, :, 0] = [[1, 3], [9, 9], [5, 5], [7, 7]]  # A neutral (mean 2), A happy, B neutral (5), B happy
-    windows = SimpleNamespace(codes=codes, clip=np.array([0, 0, 1, 1]), clip_paths=("a.mp4", "b.mp4"),
-                              emotion=np.array([0, 1, 0, 1]), emotions=("neutral", "happy"))
-    truths = {"a.mp4": SimpleNamespace(actor="A"), "b.mp4": SimpleNamespace(actor="B")}
-    actor, baselines = neutral_baselines(windows, truths)
-    assert list(actor) == ["A", "A", "B", "B"]
-    assert baselines["A"] == pytest.approx([2.0]) and baselines["B"] == pytest.approx([5.0])
-    assert neutral_baselines(windows, truths, relative=False)[1]["A"] == pytest.approx([0.0])
-    windows.emotion = np.array([0, 1, 1, 1])  # B has no neutral window left
-    with pytest.raises(UserError, match="actor B has no neutral window"):
-        neutral_baselines(windows, truths)
+    windows = SimpleNamespace(codes=np.full((2, 2, 3), 4.0, np.float32), clip=np.array([0, 1]),
+                              clip_paths=("A/x.mp4", "B/y.mp4"), emotion=np.array([0, 0]), emotions=("neutral",))
+    actor, baselines = neutral_baselines(windows, relative=False)
+    assert list(actor) == ["A", "B"] and all(np.array_equal(b, np.zeros(3)) for b in baselines.values())
+    assert neutral_baselines(windows)[1]["A"] == pytest.approx([4.0, 4.0, 4.0])
 
 
 def test_a_relative_judge_reads_a_new_identity_that_the_raw_codes_hide():
@@ -288,3 +281,17 @@ def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path)
         summary_table(tmp_path / "none.json")
     with pytest.raises(UserError, match="no summary_file"):
         summary_table(None)
+
+
+def test_code_spread_compares_the_actors_resting_codes_with_all_codes():
+    from types import SimpleNamespace
+
+    from experiments.outlier_experiment import code_spread
+
+    codes = np.zeros((4, 2, 1), np.float32)
+    codes[:, :, 0] = [[0, 0], [4, 4], [2, 2], [6, 6]]  # actor A neutral 0, happy 4; actor B neutral 2, happy 6
+    windows = SimpleNamespace(codes=codes, clip=np.array([0, 0, 1, 1]), emotion=np.array([0, 1, 0, 1]),
+                              clip_paths=("A/a.mp4", "B/b.mp4"), emotions=("neutral", "happy"))
+    spread = code_spread(windows)
+    assert spread["actors_neutral_sd"] == pytest.approx(1.0)  # neutral means 0 and 2
+    assert spread["codes_sd"] == pytest.approx(np.std([0, 0, 4, 4, 2, 2, 6, 6]))

@@ -133,3 +133,40 @@ def test_a_standardised_checkpoint_translates_in_the_codes_units(tmp_path):
     save_file(state, str(tmp_path / "old.safetensors"), metadata=metadata)
     old = NedManipulator(tmp_path / "old.safetensors")
     assert old.nets.code_scale.eq(1).all() and old.nets.code_mean.eq(0).all()
+
+
+class Zeros(nn.Module):
+    """A stand-in generator that gives every frame the code 0: the person's neutral, for relative networks."""
+
+    def forward(self, codes, style):
+        return torch.zeros_like(codes)
+
+
+def test_a_relative_checkpoint_reads_codes_minus_the_persons_neutral(tmp_path):
+    torch.manual_seed(0)
+    path = save_ned(NedNetworks(M + E, len(EMOTIONS), SMALL, relative_to_neutral=True), tmp_path / "rel.safetensors",
+                    SCHEMA, EMOTIONS)
+    ned = NedManipulator(path)
+    assert ned.nets.relative_to_neutral
+    ned.nets.generator = Zeros()
+    params = source_params()
+    codes = np.concatenate([params.mouth, params.expression], 1)
+    neutral = np.arange(M + E, dtype=np.float32)
+    style = ned.emotion_style("sad")
+    np.testing.assert_allclose(ned.translate(params, style, neutral), np.tile(neutral, (len(codes), 1)), atol=1e-6)
+    np.testing.assert_allclose(ned.translate(params, style), np.tile(np.median(codes, 0), (len(codes), 1)),
+                               atol=1e-6)  # estimated from the clip itself
+    given = ned.reference_style(params, neutral)
+    assert not torch.allclose(given, ned.reference_style(params))
+    windows = torch.from_numpy(codes[None, :10].astype(np.float32))
+    torch.testing.assert_close(ned.nets.encode_style(windows, torch.from_numpy(neutral)[None]),
+                               ned.nets.style_encoder(windows - torch.from_numpy(neutral)))
+    with pytest.raises(ValueError, match="give `neutral`"):
+        ned.nets.translate(windows, style)
+    with safe_open(str(path), framework="pt") as handle:  # a file from before the flag: codes as they are
+        metadata = {k: v for k, v in handle.metadata().items() if k != "codes"}
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata=metadata)
+    old = NedManipulator(tmp_path / "old.safetensors")
+    assert not old.nets.relative_to_neutral
+    torch.testing.assert_close(old.nets.translate(windows, style, torch.ones(1, M + E)), old.nets.translate(windows,
+                                                                                                          style))

@@ -126,6 +126,21 @@ def test_standardised_codes_and_the_per_epoch_evaluation(synthmead, tmp_path):
     assert [h["eval/code_scale_sum"] for h in result.history] == pytest.approx([float(nets.code_scale.sum())] * 2)
 
 
+def test_codes_relative_to_the_actors_neutral(synthmead, tmp_path):
+    """data.relative_to_neutral: the networks see each window minus its actor's mean neutral code (here the
+    statistics of standardise_codes show it), and the checkpoint says so."""
+    from ned_outlier.data.ned_windows import with_actor_neutral
+    from ned_outlier.manipulator.ned.trainer import load_windows
+
+    config = tiny(synthmead, tmp_path / "relative", "train.epochs=1", "data.standardise_codes=true",
+                  "data.relative_to_neutral=true")
+    nets, _, _ = load_ned(train_ned(config, progress=False).model_path)
+    windows = with_actor_neutral(load_windows(config.data, (), progress=False))
+    relative = torch.from_numpy(windows.codes - windows.neutral[:, None]).flatten(0, 1)
+    assert nets.relative_to_neutral and windows.neutral.any()
+    torch.testing.assert_close(nets.code_mean, relative.mean(dim=0))
+
+
 def test_the_averaged_networks_are_saved_and_resume_with_the_run(synthmead, tmp_path):
     """train.ema_beta: the checkpoint holds the moving average, not the last weights, and the average is part of
     the resume state (a run resumed at an epoch end saves the same model as one that was not stopped)."""

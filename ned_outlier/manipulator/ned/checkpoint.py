@@ -1,5 +1,6 @@
 """A trained NED manipulator as one safetensors file: the four networks' weights, and in its metadata the code
-schema, the emotions (the order of the per-emotion heads), the network widths and the training config.
+schema, the emotions (the order of the per-emotion heads), the network widths, whether the networks read codes
+relative to the person's neutral code (absent from older files: they do not) and the training config.
 
     save_ned(nets, "model.safetensors", schema, emotions, config_dict)
     nets, schema, emotions = load_ned("model.safetensors", expected_schema=params.schema)   # refuses another schema
@@ -31,6 +32,7 @@ def save_ned(nets: NedNetworks, path: str | Path, schema: ParamSchema, emotions:
         "schema": json.dumps(dataclasses.asdict(schema)),
         "emotions": json.dumps(list(emotions)),
         "network": json.dumps(dataclasses.asdict(nets.config)),
+        "codes": json.dumps({"relative_to_neutral": nets.relative_to_neutral}),
         "config": json.dumps(config or {}, default=str),
     }
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in nets.state_dict().items()}
@@ -61,7 +63,8 @@ def load_ned(path: str | Path, expected_schema: ParamSchema | None = None
     emotions = tuple(json.loads(metadata["emotions"]))
     network = json.loads(metadata["network"])
     config = NedNetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in network.items()})
-    nets = NedNetworks(len(schema.mouth_names) + len(schema.expression_names), len(emotions), config)
+    relative = bool(json.loads(metadata.get("codes", "{}")).get("relative_to_neutral", False))
+    nets = NedNetworks(len(schema.mouth_names) + len(schema.expression_names), len(emotions), config, relative)
     missing, unexpected = nets.load_state_dict(load_file(str(path)), strict=False)
     if unexpected or set(missing) - set(STANDARDISATION):
         raise UserError(f"{path}: its weights do not fit its network widths (missing {', '.join(missing)}; "

@@ -13,6 +13,10 @@ over the clip's edges; here each frame's sum is divided by its total weight, whi
 a weighted average at the edges. A run shorter than a window is translated as one shorter window.
 The mouth code is the source's with mouth="keep" (speech), the generator's with "edit"; `intensity` moves the source
 codes that fraction of the way to the translation.
+
+A checkpoint trained relative_to_neutral needs the person's neutral code (C,): pass `neutral` (e.g. the mean code
+of a clip of the person at rest); without it, it is estimated as the per-component median of the clip's own codes
+(estimated_neutral_code), which assumes the face is near its resting state most of the time, as in talking footage.
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ def window_starts_of(length: int, window: int) -> list[int]:
     return list(range(max(length - window + 1, 1)))
 
 
+def estimated_neutral_code(params: FaceParams) -> np.ndarray:
+    """(C,) the per-component median code over the frames with a face: the person's resting code where the face
+    rests most of the time; UserError without a face."""
+    codes = clip_codes(params)[params.face_found]
+    if not len(codes):
+        raise UserError("no frame with a face to estimate the neutral code from")
+    return np.median(codes, axis=0)
+
+
 class NedManipulator:
     """Edits the codes of FaceParams with a trained checkpoint (ned/checkpoint.py)."""
 
@@ -71,23 +84,35 @@ class NedManipulator:
         z = torch.randn(1, self.nets.config.latent_dim, generator=torch.Generator().manual_seed(self.seed))
         return self.nets.mapping(z.to(self.device), torch.tensor([self.emotions.index(emotion)], device=self.device))
 
+    def _neutral(self, params: FaceParams, neutral: np.ndarray | None) -> torch.Tensor | None:
+        """(1, C) the person's neutral code for networks that read codes relative to it (given, or estimated from
+        the clip), None for the others."""
+        if not self.nets.relative_to_neutral:
+            return None
+        code = estimated_neutral_code(params) if neutral is None else np.asarray(neutral, np.float32)
+        return torch.from_numpy(code.astype(np.float32)[None]).to(self.device)
+
     @torch.no_grad()
-    def reference_style(self, reference: FaceParams) -> torch.Tensor:
-        """(1, S) geometric median of the style codes of the reference's windows."""
+    def reference_style(self, reference: FaceParams, neutral: np.ndarray | None = None) -> torch.Tensor:
+        """(1, S) geometric median of the style codes of the reference's windows (neutral: the reference person's
+        (C,) neutral code, see the module's docstring)."""
         self.schema.require_same(reference.schema, "the reference clip's reconstruction")
         codes = clip_codes(reference)
         windows = [codes[run[start:start + WINDOW]] for run in true_runs(reference.face_found)
                    for start in window_starts_of(len(run), WINDOW)]
         if not windows:
             raise UserError("the reference clip shows no face")
-        styles = [self.nets.encode_style(torch.from_numpy(w[None]).to(self.device))[0].cpu().numpy()
+        person = self._neutral(reference, neutral)
+        styles = [self.nets.encode_style(torch.from_numpy(w[None]).to(self.device), person)[0].cpu().numpy()
                   for w in windows]
         return torch.from_numpy(geometric_median(np.stack(styles))[None]).float().to(self.device)
 
     @torch.no_grad()
-    def translate(self, params: FaceParams, style: torch.Tensor) -> np.ndarray:
-        """(T, C) translated codes (mouth first), Gaussian overlap-add over each run's windows; NaN without a face."""
+    def translate(self, params: FaceParams, style: torch.Tensor, neutral: np.ndarray | None = None) -> np.ndarray:
+        """(T, C) translated codes (mouth first), Gaussian overlap-add over each run's windows; NaN without a face.
+        neutral: the person's (C,) neutral code (see the module's docstring)."""
         codes = clip_codes(params)
+        person = self._neutral(params, neutral)
         output = np.full_like(codes, np.nan)
         for run in true_runs(params.face_found):
             length = min(WINDOW, len(run))
@@ -96,8 +121,8 @@ class NedManipulator:
             starts = window_starts_of(len(run), WINDOW)
             for chunk in range(0, len(starts), 256):
                 batch = np.stack([codes[run[s:s + length]] for s in starts[chunk:chunk + 256]])
-                fake = self.nets.translate(torch.from_numpy(batch).to(self.device),
-                                           style.expand(len(batch), -1)).cpu().numpy()
+                fake = self.nets.translate(torch.from_numpy(batch).to(self.device), style.expand(len(batch), -1),
+                                           None if person is None else person.expand(len(batch), -1)).cpu().numpy()
                 for s, window in zip(starts[chunk:chunk + 256], fake):
                     summed[s:s + length] += weights * window
                     total[s:s + length] += weights
@@ -105,8 +130,9 @@ class NedManipulator:
         return output
 
     def target_codes(self, params: FaceParams, emotion: str | None = None, reference: FaceParams | None = None,
-                     intensity: float = 1.0, mouth: str = "keep") -> TargetCodes:
-        """The edit's target codes for exactly one of an emotion or a reference clip's reconstruction."""
+                     intensity: float = 1.0, mouth: str = "keep", neutral: np.ndarray | None = None) -> TargetCodes:
+        """The edit's target codes for exactly one of an emotion or a reference clip's reconstruction (neutral: the
+        person's (C,) neutral code, see the module's docstring)."""
         if (emotion is None) == (reference is None):
             raise UserError("give exactly one of an emotion or a reference clip")
         if mouth not in MOUTH_MODES:
@@ -114,7 +140,7 @@ class NedManipulator:
         params.schema.require_same(self.schema, f"the NED checkpoint {self.checkpoint}")
         style = self.emotion_style(emotion) if emotion is not None else self.reference_style(reference)
         source = clip_codes(params)
-        target = source + intensity * (self.translate(params, style) - source)
+        target = source + intensity * (self.translate(params, style, neutral) - source)
         mouth_dims = len(self.schema.mouth_names)
         target_mouth = params.mouth if mouth == "keep" else target[:, :mouth_dims]
         return TargetCodes(target[:, mouth_dims:].astype(np.float32), np.asarray(target_mouth, np.float32))

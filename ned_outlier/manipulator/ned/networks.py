@@ -20,6 +20,10 @@ The networks see codes standardised by a per-component mean and scale kept with 
 code_scale; `translate` and `encode_style` take and give codes as they are). NED uses DECA's codes unchanged
 (mean 0, scale 1 here, the default); the trainer's data.standardise_codes sets them from the training windows,
 for codes whose components differ in scale, as the AU backend's do (standard deviations from 0.03 to 0.7).
+Networks made with relative_to_neutral (the trainer's data.relative_to_neutral) see each code minus its person's
+neutral code: `translate`, `encode_style` and `standardise` then take that neutral code, (B, C), and
+`translate` adds it back to what the generator gives. Not in NED: DECA's expression codes carry little of the
+person, while the AU backend's carry much of the resting face (docs/ned.md).
 """
 
 from __future__ import annotations
@@ -130,10 +134,12 @@ class Discriminator(nn.Module):
 class NedNetworks(nn.Module):
     """The four networks for codes of `code_dim` and `n_emotions` emotions."""
 
-    def __init__(self, code_dim: int, n_emotions: int, config: NedNetworkConfig | None = None):
+    def __init__(self, code_dim: int, n_emotions: int, config: NedNetworkConfig | None = None,
+                 relative_to_neutral: bool = False):
         super().__init__()
         config = config or NedNetworkConfig()
         self.config, self.code_dim, self.n_emotions = config, code_dim, n_emotions
+        self.relative_to_neutral = relative_to_neutral
         self.generator = Generator(code_dim, config)
         self.mapping = MappingNetwork(n_emotions, config)
         self.style_encoder = StyleEncoder(code_dim, config)
@@ -149,21 +155,32 @@ class NedNetworks(nn.Module):
         self.code_mean.copy_(flat.mean(dim=0))
         self.code_scale.copy_(flat.std(dim=0).clamp_min(min_scale))
 
-    def standardise(self, codes: torch.Tensor) -> torch.Tensor:
-        """(..., C) codes as they are -> as the networks see them."""
-        return (codes - self.code_mean) / self.code_scale
+    def person_offset(self, neutral: torch.Tensor | None) -> torch.Tensor | float:
+        """The (B, 1, C) neutral codes (B, C) of the windows' persons, for networks made relative_to_neutral (0
+        for the others, which ignore `neutral`); ValueError when they need it and it is missing."""
+        if not self.relative_to_neutral:
+            return 0.0
+        if neutral is None:
+            raise ValueError("these networks read codes relative to the person's neutral code: give `neutral`")
+        return neutral[..., None, :]
 
-    def destandardise(self, codes: torch.Tensor) -> torch.Tensor:
-        """(..., C) codes as the networks see them -> as they are."""
-        return codes * self.code_scale + self.code_mean
+    def standardise(self, codes: torch.Tensor, neutral: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C) codes as they are (and (B, C) their persons' neutral codes) -> as the networks see them."""
+        return (codes - self.person_offset(neutral) - self.code_mean) / self.code_scale
 
-    def translate(self, codes: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """codes (B, T, C) as they are, style (B, S) -> the generator's codes (B, T, C) as they are."""
-        return self.destandardise(self.generator(self.standardise(codes), style))
+    def destandardise(self, codes: torch.Tensor, neutral: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C) codes as the networks see them -> as they are."""
+        return codes * self.code_scale + self.code_mean + self.person_offset(neutral)
 
-    def encode_style(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, T, C) as they are -> style (B, S)."""
-        return self.style_encoder(self.standardise(codes))
+    def translate(self, codes: torch.Tensor, style: torch.Tensor, neutral: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        """codes (B, T, C) as they are, style (B, S) (neutral (B, C)) -> the generator's codes (B, T, C) as they
+        are."""
+        return self.destandardise(self.generator(self.standardise(codes, neutral), style), neutral)
+
+    def encode_style(self, codes: torch.Tensor, neutral: torch.Tensor | None = None) -> torch.Tensor:
+        """codes (B, T, C) as they are (neutral (B, C)) -> style (B, S)."""
+        return self.style_encoder(self.standardise(codes, neutral))
 
 
 def he_init(module: nn.Module) -> None:

@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
-from ned_outlier.data.ned_windows import WindowSet, build_windows, read_lambda_table, reconstruct_clips
+from ned_outlier.data.ned_windows import (WindowSet, build_windows, read_lambda_table, reconstruct_clips,
+                                          with_actor_neutral)
 from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.averaging import AveragedNetworks
 from ned_outlier.manipulator.ned.checkpoint import save_ned
@@ -54,7 +55,12 @@ class DataSection:
     weighs 1); standardise_codes: let the networks work on the codes standardised per component with the training
     windows' mean and deviation (kept in the checkpoint). Not in NED, whose DECA codes are near unit scale; the AU
     backend's components differ 20-fold in spread (AU28's deviation is 0.03, AU26's 0.66), which leaves the small
-    ones out of the L1 cycle term and the discriminator's view."""
+    ones out of the L1 cycle term and the discriminator's view. relative_to_neutral: the networks see each code
+    minus its actor's mean neutral code (over the actor's neutral windows; every actor needs neutral clips), and the
+    checkpoint says so, so that an edit subtracts the subject's neutral code and adds it back. Not in NED either:
+    the AU backend's codes carry the person's resting face (on SynthMEAD the actors' mean neutral codes spread as
+    much as all codes do), which DECA's expression codes largely leave to its shape code; the discriminator cannot
+    tell a target expression from another person's resting face."""
 
     root: str = "data/MEAD"
     cache: str = "out/ned_params"
@@ -68,6 +74,7 @@ class DataSection:
     hop: int = 1
     lambdas: str | None = None
     standardise_codes: bool = False
+    relative_to_neutral: bool = False
     reconstruct_config: str = "configs/reconstruct/default.yaml"
 
     def selection(self, actors: tuple[str, ...]) -> MeadSelection:
@@ -220,16 +227,20 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
         show = progress and accelerator.is_main_process
         windows = load_windows(config.data, config.data.train_actors, show, exclude=config.data.val_actors)
         val = load_windows(config.data, config.data.val_actors, show) if config.data.val_actors else None
+    if config.data.relative_to_neutral:
+        windows = with_actor_neutral(windows)
+        val = with_actor_neutral(val) if val is not None else None
     set_seed(config.train.seed)  # after the data: reconstructing a clip draws random numbers, reading its cache none
     schema = windows.schema
-    nets = NedNetworks(windows.codes.shape[2], len(config.data.emotions), config.model)
+    nets = NedNetworks(windows.codes.shape[2], len(config.data.emotions), config.model,
+                       config.data.relative_to_neutral)
     if config.data.standardise_codes:
-        nets.set_code_statistics(torch.from_numpy(windows.codes))
+        nets.set_code_statistics(torch.from_numpy(windows.codes) - nets.person_offset(_neutral(windows)))
     objective = NedObjective(nets, windows.mouth_dims, config.loss)
     optimizers = make_optimizers(nets, config.optim)
     base_lr = {name: o.param_groups[0]["lr"] for name, o in optimizers.items()}
-    with torch.no_grad():  # the networks' view of the codes (unchanged unless data.standardise_codes)
-        codes = nets.standardise(torch.from_numpy(windows.codes))
+    with torch.no_grad():  # the networks' view of the codes (as they are unless standardise_codes / relative)
+        codes = nets.standardise(torch.from_numpy(windows.codes), _neutral(windows))
     dataset = TensorDataset(codes, torch.from_numpy(windows.emotion),
                             torch.from_numpy(windows.weight))
     loaders = [DataLoader(dataset, batch_size=config.train.batch_size, num_workers=config.train.num_workers,
@@ -322,7 +333,8 @@ def validate(objective: NedObjective, windows: WindowSet, config: NedTrainingCon
     for start in range(0, len(windows), size):
         pick, ref = torch.arange(start, min(start + size, len(windows))), order[start:start + size]
         as_windows = lambda i: Windows(  # noqa: E731
-            objective.nets.standardise(torch.from_numpy(windows.codes[i.numpy()]).to(device)),
+            objective.nets.standardise(torch.from_numpy(windows.codes[i.numpy()]).to(device),
+                                       _neutral(windows, i.numpy(), device)),
             torch.from_numpy(windows.emotion[i.numpy()]).to(device))
         z = torch.randn(len(pick), config.model.latent_dim, generator=generator).to(device)
         for step in ("d_latent", "d_reference", "g_latent", "g_reference"):
@@ -331,6 +343,11 @@ def validate(objective: NedObjective, windows: WindowSet, config: NedTrainingCon
                 sums[f"val/{step}/{name}"] = sums.get(f"val/{step}/{name}", 0.0) + value * len(pick)
     objective.train(was_training)
     return {key: value / len(windows) for key, value in sums.items()}
+
+
+def _neutral(windows: WindowSet, pick=slice(None), device=None) -> torch.Tensor | None:
+    """The (n, C) neutral codes of windows[pick] (with_actor_neutral), or None when they have none."""
+    return None if windows.neutral is None else torch.from_numpy(windows.neutral[pick]).to(device)
 
 
 def _evaluated(evaluate: Callable[[NedNetworks], dict[str, float]], nets: NedNetworks) -> dict[str, float]:
@@ -365,8 +382,9 @@ def _log_samples(accelerator: Accelerator, nets: NedNetworks, windows: WindowSet
     device = next(nets.parameters()).device
     source = torch.from_numpy(windows.codes[:1]).to(device)
     z = torch.zeros(1, config.model.latent_dim, device=device)
-    translated = {emotion: nets.translate(source, nets.mapping(z, torch.tensor([k], device=device)))[0].cpu().numpy()
-                  for k, emotion in enumerate(config.data.emotions)}
+    neutral = _neutral(windows, slice(0, 1), device)
+    translated = {emotion: nets.translate(source, nets.mapping(z, torch.tensor([k], device=device)), neutral)[0]
+                  .cpu().numpy() for k, emotion in enumerate(config.data.emotions)}
     nets.train(was_training)
     figure = plot_translations(windows.codes[0], translated, windows.schema)
     writer = accelerator.get_tracker("tensorboard", unwrap=True)
