@@ -124,6 +124,25 @@ def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
+def small_face_hint(config: DetectorConfig, width: int, height: int) -> str:
+    """A clause to append to "no face found" when frames of width x height are small next to the detector's
+    min_face_size (the short side MTCNN sees under twice it: faces there may be too small for it), else ''."""
+    if width <= 0 or height <= 0:
+        return ""
+    small = detection_size(width, height, config.max_side)
+    short, size = min(small), config.min_face_size
+    if short >= 2 * size:
+        return ""
+    scale = width / small[0]
+    fix = (f"lower detector.min_face_size (12 at the least, e.g. {max(12, short // 2)}) in the reconstruction config "
+           "(configs/reconstruct/default.yaml)")
+    if short < size:
+        return (f" (the detector's minimum face size, detector.min_face_size {size} px, is larger than these "
+                f"{width}x{height} frames, so no face was looked for: {fix})")
+    return (f" (in these {width}x{height} frames faces under about {round(size * scale / 2)} px are not found, "
+            f"detector.min_face_size being {size} px: if the face is small, {fix})")
+
+
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """frame (H, W, 3) resized to size (w, h) with area averaging; unchanged when already that size."""
     if (frame.shape[1], frame.shape[0]) == size:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ned_outlier.errors import NoFaceError
 from ned_outlier.face.crop import apply_affine, crop_matrices, invert_affine, warp_to_crop
-from ned_outlier.face.detector import FaceDetector
+from ned_outlier.face.detector import FaceDetector, small_face_hint
 from ned_outlier.face.tracker import select_track, track_faces
 from ned_outlier.reconstruction.mediapipe_mesh import MeshLandmarker
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
@@ -70,7 +70,8 @@ class FaceFinder:
         with tqdm(total=total, desc="detect faces", unit="frame", disable=not progress) as bar:
             tracking = track_faces(frames, self.detector, tracker, progress=lambda done: bar.update(done - bar.n))
         if not tracking.tracks:
-            raise NoFaceError(f"{name}: no face found in any of its {tracking.frame_count} frames")
+            raise NoFaceError(f"{name}: no face found in any of its {tracking.frame_count} frames"
+                              + small_face_hint(self.config.detector, *tracking.frame_size))
         track = select_track(tracking)
         return crop_matrices(track.boxes, self.config.crop)
 

@@ -134,10 +134,11 @@ def track_faces(
     return TrackingResult(frame_count, frame_size, state.finish(frame_count))
 
 
-def select_track(result: TrackingResult, face: str | int = "largest") -> FaceTrack:
-    """The track to edit: "largest" (largest box area summed over its frames) or a track id (int or digits)."""
+def select_track(result: TrackingResult, face: str | int = "largest", no_face_hint: str = "") -> FaceTrack:
+    """The track to edit: "largest" (largest box area summed over its frames) or a track id (int or digits);
+    UserError when there is none, `no_face_hint` appended to its message (e.g. detector.small_face_hint)."""
     if not result.tracks:
-        raise UserError(f"no face found in {result.frame_count} frames")
+        raise UserError(f"no face found in {result.frame_count} frames{no_face_hint}")
     if face == "largest":
         return max(result.tracks, key=lambda track: track.mean_area() * np.count_nonzero(track.present))
     by_id = {track.track_id: track for track in result.tracks}

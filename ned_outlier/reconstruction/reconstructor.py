@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, invert_affine, warp_to_crop
-from ned_outlier.face.detector import DetectorConfig, FaceDetector
+from ned_outlier.face.detector import DetectorConfig, FaceDetector, small_face_hint
 from ned_outlier.face.tracker import TrackerConfig, select_track, track_faces
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.au_model import AUMeshModel
@@ -165,7 +165,7 @@ def reconstruct(
     model, schema = mediapipe_au_model()
     with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
         tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
-    track = select_track(tracking, face)
+    track = select_track(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
     if len(tracking.tracks) > 1:
         listing = ", ".join(f"{t.track_id} (frames {t.first_frame}-{t.last_frame})" for t in tracking.tracks)
         log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,

@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 
 from ned_outlier.assets import asset_path
-from ned_outlier.face.detector import DetectorConfig
+from ned_outlier.face.detector import DetectorConfig, small_face_hint
 from ned_outlier.face.tracker import box_iou
 
 
@@ -56,6 +56,16 @@ def test_batches_mixed_sizes_and_matches_one_by_one(detector):
 def test_frame_smaller_than_the_smallest_face_has_no_detections(detector):
     (faces,) = detector.detect([np.zeros((50, 60, 3), np.uint8)])
     assert len(faces) == 0
+
+
+def test_small_frames_get_a_hint_at_the_minimum_face_size():
+    config = DetectorConfig()  # min_face_size 80, max_side 640
+    hint = small_face_hint(config, 64, 64)
+    assert "detector.min_face_size 80 px, is larger than these 64x64 frames" in hint and "e.g. 32" in hint
+    assert "faces under about 40 px are not found" in small_face_hint(config, 200, 150)
+    assert "faces under about 160 px" in small_face_hint(config, 2560, 480)  # seen at 640x120 by the detector
+    assert small_face_hint(config, 640, 360) == small_face_hint(config, 1920, 1080) == ""
+    assert small_face_hint(config, 0, 0) == ""  # a video without frames
 
 
 def test_rejects_frames_that_are_not_rgb_uint8(detector):

@@ -172,6 +172,8 @@ def test_entry_point_prints_no_traceback(tmp_path):
          ["cut.mp4", "corrupt or truncated"]),
         (lambda d, clip, ff: [write_image(d / "blank.png", np.full((60, 80, 3), 9, np.uint8))],
          ["blank.png", "no face found"]),
+        (lambda d, clip, ff: [ff(d / "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64", "-frames:v", "5")],
+         ["small.mp4: no face found", "detector.min_face_size 80 px", "64x64 frames"]),
         (lambda d, clip, ff: [clip, "--model", "no-such-model"], ["unknown model 'no-such-model'"]),
         (lambda d, clip, ff: [clip, "--target", "bored"], ["unknown emotion 'bored'"]),
         (lambda d, clip, ff: [clip, "--target", "contempt"], ["no class 'contempt'"]),

@@ -101,6 +101,11 @@ def test_no_face_anywhere(script, capfd, tmp_path):
     assert tmp_path.is_dir()  # an --out folder that was there before is kept, though empty
 
 
+def test_no_face_in_small_frames_hints_at_the_minimum_face_size(script, capfd, tmp_path, testsrc):
+    code, err = run(script, capfd, testsrc(tmp_path / "small.mp4", size="64x64"), "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, "no face found in 25 frames", "detector.min_face_size 80 px", "64x64 frames")
+
+
 def test_bad_config_key(script, capfd, short_clip, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("tracker:\n  detect_evry: 3\n")
