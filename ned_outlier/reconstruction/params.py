@@ -176,9 +176,9 @@ class FaceParams:
     @classmethod
     def load(cls, path: str | Path) -> "FaceParams":
         """Read a file written by `save`; UserError when it is missing, not such a file, truncated, or its arrays
-        disagree in frame count. Older formats load with a warning: format 1 (before `hands`) with every hand
-        absent, formats 1 and 2 without the record of their source video's listed frame count and first frames
-        (`require_source` then compares size and rate only)."""
+        disagree in frame count. Format 1 (before `hands`) loads with a warning, every hand absent; formats 1 and 2
+        without the record of their source video's listed frame count and first frames (`require_source` then
+        compares size and rate only; `load_params_of`, which pairs a file with a video, warns of it)."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"parameters file not found: {path}")
@@ -206,19 +206,20 @@ class FaceParams:
         if version < 2:
             log.warning("%s was written before hands were stored: every hand reads as absent (reconstruct again to "
                         "keep hands out of the edit)", path)
-        if version < 3:
-            log.warning("%s was written before parameters recorded their video's frames: it can be checked against "
-                        "a video by size and frame rate only (reconstruct again to have it checked fully)", path)
         return params
 
 
-def load_params_of(path: str | Path, video: str | Path) -> FaceParams:
-    """`FaceParams.load(path)`, refused (UserError) unless it is a reconstruction of `video` (`require_source`):
-    what a script does with --params PATH VIDEO."""
+def load_params_of(path: str | Path, video: str | Path, what: str | None = None) -> FaceParams:
+    """`FaceParams.load(path)`, refused (UserError) unless it is a reconstruction of `video` (`require_source`;
+    `what` names the file in the message, default "--params PATH"): what a script does with --params PATH VIDEO.
+    A file that records no fingerprint of its video (format 1 and 2) is checked by size and rate, with a warning."""
     from ned_outlier.io.video import VideoReader
 
     params = FaceParams.load(path)
-    params.require_source(VideoReader(video), f"--params {path}")
+    if params.video.fingerprint is None:
+        log.warning("%s was written before parameters recorded their video's frames: it is checked against %s by "
+                    "size and frame rate only (reconstruct again to have it checked fully)", path, video)
+    params.require_source(VideoReader(video), f"--params {path}" if what is None else what)
     return params
 
 

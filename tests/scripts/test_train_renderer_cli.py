@@ -44,3 +44,13 @@ def test_an_output_folder_of_another_video_is_refused(script, capfd, smile_param
     code, err = run(script, capfd, "--config", CONFIGS / "tiny_cpu.yaml", "--video", tmp_path / "other.mp4",
                     "--output-dir", tmp_path / "run")
     assert_one_line_error(code, err, "holds a run on", "smile.mp4", "--output-dir")
+
+
+def test_params_of_another_video_are_refused(script, capfd, tmp_path, testsrc):
+    from factories import saved_params_of
+
+    params = saved_params_of(testsrc(tmp_path / "a.mp4", "-c:v", "libx264"), tmp_path / "a.npz")
+    other = testsrc(tmp_path / "b.mp4", "-vf", "hflip", "-c:v", "libx264")
+    code, err = run(script, capfd, "--config", CONFIGS / "tiny_cpu.yaml", "--video", other, "--params", params,
+                    "--output-dir", tmp_path / "run")
+    assert_one_line_error(code, err, f"data.params {params} do not belong to {other}", "first frames differ")

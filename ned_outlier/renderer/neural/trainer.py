@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.trainer import decay_factor
-from ned_outlier.reconstruction.params import FaceParams
+from ned_outlier.reconstruction.params import FaceParams, load_params_of
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 from ned_outlier.renderer.neural.checkpoint import save_renderer
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
@@ -108,7 +108,7 @@ def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FacePara
     if not data.video:
         raise UserError("no actor video: pass --video PATH (or set data.video)")
     if data.params:
-        params = FaceParams.load(data.params)
+        params = load_params_of(data.params, data.video, f"data.params {data.params}")
     elif (output / "params.npz").is_file():
         params = FaceParams.load(output / "params.npz")
         if Path(params.video.path).name != Path(data.video).name:
