@@ -31,6 +31,7 @@ Reported: mean and standard deviation over the seeds for each arm.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import tempfile
@@ -464,11 +465,22 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
 
 
 def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
-    """results (with its summary over the seeds) to `path`, and its committed summary to config.summary_file."""
-    results["summary"] = summarise_runs(results["runs"], config.seeds)
-    _write(path, results)
-    if config.summary_file:
-        _write(Path(config.summary_file), committed_summary(results))
+    """results (with its summary over the seeds) to `path`, and its committed summary to config.summary_file.
+    Runs of this setting that another process has written there meanwhile (e.g. `--set seeds=[1]` beside
+    `--set seeds=[0]` on the same output_dir) are merged in first, under a lock, so processes can share the files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for earlier in (path, config.summary_file):
+            runs, curves = finished_runs(earlier, results["fingerprint"])
+            for key, run in runs.items():
+                results["runs"].setdefault(key, run)
+            for key, curve in curves.items():
+                results["curves"].setdefault(key, curve)
+        results["summary"] = summarise_runs(results["runs"], config.seeds)
+        _write(path, results)
+        if config.summary_file:
+            _write(Path(config.summary_file), committed_summary(results))
 
 
 def _write(path: Path, results: dict) -> None:

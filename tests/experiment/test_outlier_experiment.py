@@ -295,3 +295,23 @@ def test_code_spread_compares_the_actors_resting_codes_with_all_codes():
     spread = code_spread(windows)
     assert spread["actors_neutral_sd"] == pytest.approx(1.0)  # neutral means 0 and 2
     assert spread["codes_sd"] == pytest.approx(np.std([0, 0, 4, 4, 2, 2, 6, 6]))
+
+
+def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
+    """Two processes on the same output_dir (seeds split between them): each save keeps the other's runs."""
+    from experiments.outlier_experiment import ExperimentConfig, _save
+
+    config = ExperimentConfig(seeds=(0, 1), arms=("without_lambda",), summary_file=str(tmp_path / "summary.json"))
+    path = tmp_path / "results.json"
+    results = lambda seed: {"fingerprint": "f", "code_judge": {}, "curves": {},  # noqa: E731
+                            "runs": {f"without_lambda/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}}}
+    _save(results(0), config, path)  # the first process finishes seed 0
+    _save(results(1), config, path)  # the second, which started before that, finishes seed 1
+    for saved in (path, tmp_path / "summary.json"):
+        assert set(json.loads(saved.read_text())["runs"]) == {"without_lambda/seed0", "without_lambda/seed1"}
+    summary = json.loads((tmp_path / "summary.json").read_text())["arms"]["without_lambda"]
+    assert summary["seeds"] == 2 and summary["code_judge_target_accuracy_mean"] == pytest.approx(0.55)
+    other = {**results(2), "fingerprint": "other"}  # a file of another setting is not merged into this one
+    path.write_text(json.dumps(other))
+    _save(results(0), replace(config, summary_file=None), path)
+    assert set(json.loads(path.read_text())["runs"]) == {"without_lambda/seed0"}
