@@ -9,7 +9,8 @@ with its emotion and its outlier weight lambda.
 
 A window is used when its clip has the face in all of its frames; with a lambda table (scripts/score_outliers.py's
 windows.csv, with the window length and hop of the scores.json beside it) only windows that have a lambda row are
-used, since the scorer saw no face in the others. A table scored with another window length or hop is refused.
+used, since the scorer saw no face in the others. A table scored with another window length, or with a hop that
+the training hop is not a multiple of, is refused.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class LambdaTable:
     path: Path
 
     def require_windows(self, length: int, hop: int) -> None:
-        """UserError unless the table was scored with windows of `length` frames every `hop` frames."""
-        if (self.window, self.hop) != (length, hop):
+        """UserError unless the table has a row for every window of `length` frames every `hop` frames: it was
+        scored with windows of that length, every `hop` frames or a divisor of it (a table scored every frame serves
+        training every 2nd)."""
+        if self.window != length or hop % self.hop:
             raise UserError(f"{self.path} was scored with {self.window}-frame windows every {self.hop} frame(s), "
                             f"but training uses {length}-frame windows every {hop}: score again with that window "
                             "and hop (score_outliers.py's config) or change data.window / data.hop")

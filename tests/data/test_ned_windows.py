@@ -52,11 +52,14 @@ def lambda_table(root, rows, window=10, hop=1):
 def test_a_table_scored_with_other_windows_is_refused(tmp_path):
     clip, path, _ = saved_clip(tmp_path, "happy", "happy", 12)
     rows = "happy/001.mp4,happy,0,0.3,0.3\n"
-    for window, hop in [(8, 1), (10, 2)]:
+    for window, hop, training_hop in [(8, 1, 1), (10, 2, 1), (10, 2, 3)]:
         table = read_lambda_table(lambda_table(tmp_path, rows, window, hop))
         with pytest.raises(UserError, match=f"scored with {window}-frame windows every {hop} frame.*training uses "
-                                             "10-frame windows every 1"):
-            build_windows([clip], [path], tmp_path, ("happy",), lambdas=table)
+                                             f"10-frame windows every {training_hop}"):
+            build_windows([clip], [path], tmp_path, ("happy",), hop=training_hop, lambdas=table)
+    every_frame = read_lambda_table(lambda_table(tmp_path, rows + "happy/001.mp4,happy,2,0.8,1.0\n", 10, 1))
+    windows = build_windows([clip], [path], tmp_path, ("happy",), hop=2, lambdas=every_frame)  # starts 0 and 2
+    assert windows.start.tolist() == [0, 2] and windows.weight.tolist() == pytest.approx([0.3, 1.0])
     (tmp_path / "scores.json").unlink()
     with pytest.raises(UserError, match="no readable scores.json beside it"):
         read_lambda_table(tmp_path / "windows.csv")
