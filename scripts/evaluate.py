@@ -5,7 +5,7 @@ Each face is found as the reconstruction finds it (MTCNN, tracked over a video; 
 square around its MediaPipe mesh and classified. Writes into --out: frames.csv (one row per frame or image: input,
 frame, face box, one probability per class, predicted class, true label), summary.json (counts, mean
 probabilities, target rate, WAR/UAR/per-class recall when labels are known, the comparison with --source) and
-confusion.png when labels are known; prints a short table.
+confusion.png when labels are known (existing ones only with --overwrite); prints a short table.
 
     python scripts/evaluate.py video_sad.mp4 --target sad --source video.mp4
         # an edit: target rate, identity, mouth r, sharpness ratio, pops
@@ -50,6 +50,8 @@ def parse_args(argv):
     parser.add_argument("--max-frames", type=int, help="evaluate at most this many frames of each video (videos only)")
     parser.add_argument("--out", type=Path, help="output folder (default: <first input>_eval beside it; removed again "
                                                  "if the run fails with it empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier run in --out (without it they are an error)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -85,12 +87,15 @@ def choose_output_folder(args) -> Path:
 
 
 def main(argv=None) -> None:
-    from ned_outlier.io.atomic import output_folder
+    from ned_outlier.io.atomic import claim_outputs, output_folder
 
     args = parse_args(argv)
     check_args(args)
+    from recognition.evaluate import OUTPUT_FILES
+
     with output_folder(choose_output_folder(args)) as folder:  # removed again if this fails before writing into it
-        evaluate_into(folder, args)
+        with claim_outputs([folder / name for name in OUTPUT_FILES], overwrite=args.overwrite):
+            evaluate_into(folder, args)
 
 
 def evaluate_into(folder: Path, args) -> None:

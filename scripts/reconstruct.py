@@ -2,7 +2,7 @@
 """Reconstruct the face in a video: per-frame expression/mouth codes, head pose and fitted 3D mesh.
 
 Writes into --out: params.npz (FaceParams, reloadable by the editor), params.csv (per-frame AU intensities and
-pose) and preview.mp4 (the fitted mesh drawn over the video, with its audio).
+pose) and preview.mp4 (the fitted mesh drawn over the video, with its audio); existing ones only with --overwrite.
 
     python scripts/reconstruct.py video.mp4 --out tracks/
 """
@@ -35,6 +35,8 @@ def parse_args(argv):
     parser.add_argument("--detect-every", type=int, help="run the face detector on every N-th frame (config: tracker.detect_every)")
     parser.add_argument("--smooth", type=float, help="temporal smoothing of codes and pose, sigma in frames (config: smooth_sigma)")
     parser.add_argument("--no-preview", action="store_true", help="skip the mesh-overlay preview video")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier run in --out (without it they are an error)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -44,7 +46,7 @@ def main(argv=None) -> None:
     import numpy as np
 
     from ned_outlier.config import load_config, replace_fields
-    from ned_outlier.io.atomic import output_folder
+    from ned_outlier.io.atomic import claim_outputs, ensure_not_input, output_folder
     from ned_outlier.reconstruction.export import write_params_csv
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
@@ -54,13 +56,17 @@ def main(argv=None) -> None:
     face = int(args.face) if args.face.isdigit() else args.face
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
-    with output_folder(args.out):  # removed again if this fails before writing into it
+    outputs = [args.out / name for name in ("params.npz", "params.csv", *(() if args.no_preview else ("preview.mp4",)))]
+    for path in outputs:
+        ensure_not_input(path, args.video)
+    # The folder is removed again if this fails before writing into it; the outputs are locked for the run.
+    with output_folder(args.out), claim_outputs(outputs, overwrite=args.overwrite):
         params = reconstruct(args.video, config, face=face, progress=not args.quiet)
-        written = [params.save(args.out / "params.npz"), write_params_csv(params, args.out / "params.csv")]
+        written = [params.save(outputs[0]), write_params_csv(params, outputs[1])]
         if not args.no_preview:
             from ned_outlier.viz import write_mesh_preview
 
-            written.append(write_mesh_preview(args.video, params, args.out / "preview.mp4", progress=not args.quiet))
+            written.append(write_mesh_preview(args.video, params, outputs[2], progress=not args.quiet))
     found = int(params.face_found.sum())
     print(f"face {params.track_id}: found in {found}/{params.num_frames} frames, "
           f"median fit error {float(np.nanmedian(params.fit_error)):.3f} inter-ocular distances")

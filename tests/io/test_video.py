@@ -14,7 +14,7 @@ import pytest
 from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
 from ned_outlier.io import VideoReader, VideoWriter, atomic_output, ensure_not_input
-from ned_outlier.io.atomic import output_folder
+from ned_outlier.io.atomic import claim_outputs, output_folder
 
 
 def make_frames(count: int, height: int, width: int) -> list[np.ndarray]:
@@ -332,6 +332,33 @@ def test_output_folder_made_for_a_failed_run_is_removed_while_empty(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="cannot create output folder"):
         with output_folder(tmp_path / "file" / "out"):
+            pass
+
+
+def test_stale_partial_files_of_dead_writers_are_removed_and_those_of_running_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # the id of a process that has ended
+    target = tmp_path / "out.mp4"
+    stale = tmp_path / f".out.mp4.partial-{dead}-0123abcd.mp4"
+    running = tmp_path / f".out.mp4.partial-{os.getpid()}-0123abcd.mp4"
+    other = tmp_path / f".other.mp4.partial-{dead}-0123abcd.mp4"  # another output's
+    for path in (stale, running, other):
+        path.write_bytes(b"half")
+    with claim_outputs([target]):
+        assert not stale.exists() and running.exists() and other.exists()
+        assert (tmp_path / ".out.mp4.lock").read_text() == f"{os.getpid()}\n"
+    assert sorted(tmp_path.iterdir()) == [other, running]  # the lock is gone again
+    with atomic_output(target) as temp:
+        assert temp.name.startswith(f".out.mp4.partial-{os.getpid()}-")  # the writer's id, for the next cleanup
+        temp.write_bytes(b"x")
+
+
+def test_one_file_for_two_outputs_is_refused(tmp_path):
+    with pytest.raises(UserError, match="one file is given for two outputs"):
+        with claim_outputs([tmp_path / "p.npz", tmp_path / "." / "p.npz"]):
             pass
 
 

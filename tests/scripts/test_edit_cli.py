@@ -353,3 +353,71 @@ def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, test
     code, err = run(script, capfd, video, *(arg.format(**names) for arg in argv), "--quiet")
     assert_one_line_error(code, err, *fragments)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("argv, existing", [
+    (["--out", "{tmp}/o.mp4"], "o.mp4"),
+    ([], "a_sad.mp4"),
+    (["--out", "{tmp}/o.mp4", "--preview"], "o_preview.mp4"),
+    (["--save-params", "{tmp}/p.npz"], "p.npz"),
+], ids=["out", "default-out", "preview", "save-params"])
+def test_an_existing_output_is_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, existing):
+    from ned_outlier.reconstruction import reconstructor
+
+    def started(*args, **kwargs):
+        raise AssertionError("the reconstruction started")
+
+    monkeypatch.setattr(reconstructor, "reconstruct", started)
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    (tmp_path / existing).write_bytes(b"an earlier result")
+    before = sorted(tmp_path.iterdir())
+    code, err = run(script, capfd, video, "--emotion", "sad", *(arg.format(tmp=tmp_path) for arg in argv), "--quiet")
+    assert_one_line_error(code, err, f"{tmp_path / existing} exists; pass --overwrite to replace it")
+    assert (tmp_path / existing).read_bytes() == b"an earlier result"
+    assert sorted(tmp_path.iterdir()) == before  # no lock file left either
+
+
+def test_overwrite_replaces_an_existing_output(script, capfd, clip, saved_params, tmp_path):
+    params, first = saved_params
+    out = tmp_path / "edited.mp4"
+    out.write_bytes(b"an earlier result")
+    code, err = run(script, capfd, clip, "--emotion", "sad", "--params", params, "--out", out, "--overwrite",
+                    "--quiet")
+    assert code == 0, err
+    assert out.read_bytes() == first.read_bytes()
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+HOLDER = """
+import sys, time
+from ned_outlier.io.atomic import atomic_output, claim_outputs
+with claim_outputs([sys.argv[1]]), atomic_output(sys.argv[1]) as temp:
+    temp.write_bytes(b"half an edit")
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_edit_of_the_same_output_fails_at_once_and_a_killed_runs_files_are_removed(
+        script, capfd, clip, saved_params, tmp_path):
+    """Another process writes the output (holding its lock, a partial file half written): an edit of it stops at once
+    with one line. Once that process is killed (kill -9: its lock file and partial file stay), the next edit of the
+    output works and removes them."""
+    import signal
+
+    params, first = saved_params
+    out = tmp_path / "edited.mp4"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "writing"
+        code, err = run(script, capfd, clip, "--emotion", "sad", "--params", params, "--out", out, "--quiet")
+        assert_one_line_error(code, err, f"{out} is being written by another run (process {holder.pid}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left[0] == ".edited.mp4.lock" and left[1].startswith(f".edited.mp4.partial-{holder.pid}-")
+    code, err = run(script, capfd, clip, "--emotion", "sad", "--params", params, "--out", out, "--quiet")
+    assert code == 0, err
+    assert sorted(tmp_path.iterdir()) == [out]  # the dead run's lock and partial file are gone
+    assert out.read_bytes() == first.read_bytes()

@@ -203,3 +203,18 @@ def test_never_writes_over_an_input(script, capfd, clip, tmp_path):
     local = shutil.copy(clip, tmp_path / "frames.csv")
     code, err = run(script, capfd, local, "--out", tmp_path, "--quiet")
     assert_one_line_error(code, err, "same file as input")
+
+
+def test_an_earlier_evaluation_is_kept_unless_overwrite(script, capfd, colour_model, tmp_path):
+    red = write_image(tmp_path / "red.png", colour(True))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "summary.json").write_text("{}")
+    argv = [red, "--model", colour_model, "--crop", "whole", "--out", folder, "--quiet"]
+    code, err = run(script, capfd, *argv)
+    assert_one_line_error(code, err, f"{folder / 'summary.json'} exists; pass --overwrite to replace it")
+    assert sorted(path.name for path in folder.iterdir()) == ["summary.json"]  # nothing written, no lock left
+    assert (folder / "summary.json").read_text() == "{}"
+    code, err = run(script, capfd, *argv, "--overwrite")
+    assert code == 0, err
+    assert read_outputs(folder)[1]["frames"] == 1

@@ -197,3 +197,30 @@ def test_a_full_disk_while_writing_params_is_one_line(script, capfd, tmp_path, t
     code, err = run(script, capfd, video, "--out", tmp_path / "out", "--quiet")
     assert_one_line_error(code, err, f"cannot write {tmp_path / 'out' / 'params.npz'}: No space left on device")
     assert not (tmp_path / "out").exists()  # no partial file, and the folder made for it is removed again
+
+
+def test_an_earlier_reconstruction_is_kept_unless_overwrite(script, capfd, tmp_path, testsrc, monkeypatch):
+    """Refused before the reconstruction starts; with --overwrite replaced (the reconstruction is a saved one here)."""
+    from dataclasses import replace
+
+    from ned_outlier.reconstruction import reconstructor
+
+    video = testsrc(tmp_path / "a.mp4", "-c:v", "libx264")
+    params = FaceParams.load(saved_params_of(video, tmp_path / "a.npz"))
+    params = replace(params, rotation=np.tile(np.eye(3, dtype=np.float32), (params.num_frames, 1, 1)))  # for the CSV
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "params.csv").write_text("an earlier result")
+
+    def started(*args, **kwargs):
+        raise AssertionError("the reconstruction started")
+
+    monkeypatch.setattr(reconstructor, "reconstruct", started)
+    code, err = run(script, capfd, video, "--out", out, "--no-preview", "--quiet")
+    assert_one_line_error(code, err, f"{out / 'params.csv'} exists; pass --overwrite to replace it")
+    assert sorted(path.name for path in out.iterdir()) == ["params.csv"]
+    monkeypatch.setattr(reconstructor, "reconstruct", lambda *args, **kwargs: params)
+    code, err = run(script, capfd, video, "--out", out, "--no-preview", "--overwrite", "--quiet")
+    assert code == 0, err
+    assert sorted(path.name for path in out.iterdir()) == ["params.csv", "params.npz"]
+    assert (out / "params.csv").read_text() != "an earlier result"
