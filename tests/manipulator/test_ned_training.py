@@ -65,6 +65,27 @@ def test_resumed_run_equals_an_uninterrupted_one(synthmead, tmp_path):
     assert resumed.checksum == whole.checksum
 
 
+def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(synthmead, tmp_path, monkeypatch):
+    """train.checkpoint_every: the resume state saved inside an epoch gives back the uninterrupted run exactly (the
+    loaders' own generators keep the latents' random stream where the checkpoint left it)."""
+    import ned_outlier.manipulator.ned.trainer as trainer
+
+    settings = ("train.epochs=2", "train.decay_epochs=0", "train.batch_size=8", "train.checkpoint_every=3")
+    whole = train_ned(tiny(synthmead, tmp_path / "whole", *settings), progress=False)
+    save = trainer.save_resume_state
+
+    def save_then_die(accelerator, checkpoints):
+        save(accelerator, checkpoints)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(trainer, "save_resume_state", save_then_die)
+    with pytest.raises(RuntimeError, match="killed"):  # dies right after the checkpoint at iteration 3
+        train_ned(tiny(synthmead, tmp_path / "parts", *settings), progress=False)
+    monkeypatch.setattr(trainer, "save_resume_state", save)
+    resumed = train_ned(tiny(synthmead, tmp_path / "parts", *settings), progress=False)
+    assert resumed.checksum == whole.checksum
+
+
 def write_lambdas(folder, synthmead, value):
     """folder/windows.csv giving every window of every clip the same lambda, with the scores.json of 10-frame
     windows every frame beside it."""

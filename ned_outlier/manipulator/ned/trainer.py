@@ -243,8 +243,11 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
         codes = nets.standardise(torch.from_numpy(windows.codes), _neutral(windows))
     dataset = TensorDataset(codes, torch.from_numpy(windows.emotion),
                             torch.from_numpy(windows.weight))
+    # Each loader draws its workers' base seed from its own generator, not torch's global one: the latents come
+    # from that, and a resumed run (which starts its loaders again mid-epoch) must find it where the checkpoint did.
     loaders = [DataLoader(dataset, batch_size=config.train.batch_size, num_workers=config.train.num_workers,
-                          sampler=EpochShuffle(len(dataset), config.train.seed + offset)) for offset in (0, 1)]
+                          sampler=EpochShuffle(len(dataset), config.train.seed + offset),
+                          generator=torch.Generator().manual_seed(config.train.seed + offset)) for offset in (0, 1)]
     objective, *rest = accelerator.prepare(objective, *optimizers.values(), *loaders)
     optimizers = dict(zip(optimizers, rest[:4]))
     source_loader, reference_loader = rest[4:]
