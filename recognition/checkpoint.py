@@ -60,6 +60,25 @@ def checkpoint_metadata(path: str | Path) -> dict[str, Any] | None:
             "labels": tuple(json.loads(metadata["labels"])), "config": json.loads(metadata.get("config", "{}"))}
 
 
+def other_project_checkpoint(path: str | Path) -> str | None:
+    """What `path` is when another trainer of this project wrote it ("a NED manipulator checkpoint (train_ned.py)",
+    from its safetensors metadata), else None: such a file holds no classifier weights, and a model given it as
+    `pretrained` would load none of them."""
+    from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT
+    from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT
+
+    kinds = {MANIPULATOR_FORMAT: "a NED manipulator checkpoint (train_ned.py)",
+             RENDERER_FORMAT: "a neural renderer checkpoint (train_renderer.py)"}
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return kinds.get((handle.metadata() or {}).get("format"))
+    except (SafetensorError, OSError):
+        return None
+
+
 def load_trained_state(model: nn.Module, path: str | Path, labels: tuple[str, ...]) -> nn.Module:
     """Load a checkpoint's tensors into `model` (built from its metadata); UserError when they do not fit."""
     if tuple(model.labels) != labels:

@@ -28,13 +28,13 @@ from tqdm import tqdm
 
 from ned_outlier.errors import UserError
 from ned_outlier.face.finder import FaceFinder, cut, lip_opening, mesh_box
-from ned_outlier.io.atomic import atomic_output
+from ned_outlier.io.atomic import atomic_outputs
 from ned_outlier.io.image import is_image
 from ned_outlier.io.video import VideoReader
 from ned_outlier.labels import EMOTIONS, normalise_emotion
 from recognition.data.readers import Sample, read_folders
 from recognition.identity import identity_distance
-from recognition.metrics import confusion_matrix, per_class_recall, plot_confusion, uar, war
+from recognition.metrics import confusion_matrix, per_class_recall, save_confusion, uar, war
 
 BATCH_SIZE = 32
 IDENTITY_EVERY = 4
@@ -300,9 +300,10 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def write_frames_csv(records: Sequence[Record], labels: Sequence[str], path: str | Path) -> Path:
-    """One row per record (atomically): input, frame, box x0, y0, x1, y1, one probability column per label,
-    predicted, true_label; the face columns are empty where no face was found."""
-    with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
+    """One row per record: input, frame, box x0, y0, x1, y1, one probability column per label, predicted,
+    true_label; the face columns are empty where no face was found. Written straight to `path` (write_outputs
+    writes it as one of a set of temporary files)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["input", "frame", "x0", "y0", "x1", "y1", *labels, "predicted", "true_label"])
         for record in records:
@@ -315,14 +316,19 @@ def write_frames_csv(records: Sequence[Record], labels: Sequence[str], path: str
 
 
 def write_outputs(folder: str | Path, records: Sequence[Record], labels: Sequence[str], summary: dict) -> list[Path]:
-    """frames.csv (write_frames_csv), summary.json and, when the summary has metrics, confusion.png, atomically."""
-    table, numbers, confusion = (Path(folder) / name for name in OUTPUT_FILES)
-    written = [write_frames_csv(records, labels, table), numbers]
-    with atomic_output(numbers) as temp:
-        temp.write_text(json.dumps(summary, indent=1) + "\n")
-    if "metrics" in summary:
-        metrics = summary["metrics"]
-        written.append(plot_confusion(np.array(metrics["confusion"]), metrics["classes"], confusion))
+    """frames.csv (write_frames_csv), summary.json and, when the summary has metrics, confusion.png, as one set
+    (atomic_outputs): all are written to temporary files first and renamed only when every one is complete, so a
+    failure (a full disk) leaves none of them, not a table without its summary. A confusion.png of an earlier run
+    that this one has no metrics for is removed with the set's renames. Returns the files written."""
+    written = [Path(folder) / name for name in OUTPUT_FILES[:3 if "metrics" in summary else 2]]
+    with atomic_outputs(written) as temps:
+        write_frames_csv(records, labels, temps[0])
+        temps[1].write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        if "metrics" in summary:
+            metrics = summary["metrics"]
+            save_confusion(np.array(metrics["confusion"]), metrics["classes"], temps[2])
+    if "metrics" not in summary:
+        (Path(folder) / OUTPUT_FILES[2]).unlink(missing_ok=True)
     return written
 
 

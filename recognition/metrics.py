@@ -41,12 +41,19 @@ def uar(matrix: np.ndarray) -> float:
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix as a PNG (counts in each cell), written atomically."""
+    from ned_outlier.io.atomic import atomic_output
+
+    with atomic_output(path) as temp:
+        save_confusion(matrix, labels, temp, title)
+    return Path(path)
+
+
+def save_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> None:
+    """plot_confusion's PNG written straight to `path` (for a temporary file of a set: atomic_outputs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ned_outlier.io.atomic import atomic_output
 
     support = matrix.sum(axis=1, keepdims=True)
     rates = np.divide(matrix, support, out=np.zeros(matrix.shape, dtype=float), where=support > 0)
@@ -61,7 +68,7 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, 
     axes.set_title(title or f"WAR {war(matrix):.3f}  UAR {uar(matrix):.3f}")
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    with atomic_output(path) as temp:
-        figure.savefig(temp, format="png", dpi=120)
-    plt.close(figure)
-    return Path(path)
+    try:
+        figure.savefig(path, format="png", dpi=120)
+    finally:
+        plt.close(figure)

@@ -71,11 +71,16 @@ def create_model(name: str, pretrained: Any = None, **kwargs: Any) -> Any:
 
     When `pretrained` is a checkpoint of scripts/train_recognition.py (recognition.checkpoint), the model is built
     from the options stored in it (`kwargs` override them, e.g. clip_weights) and its trained weights are loaded;
-    any other `pretrained` goes to the factory (a backbone's ImageNet weights, a pretrained tag, ...).
+    a checkpoint of another of this project's trainers (a NED manipulator, a renderer) is a UserError; any other
+    `pretrained` goes to the factory (a backbone's ImageNet weights, a pretrained tag, ...).
     """
-    from recognition.checkpoint import checkpoint_metadata, load_trained_state
+    from recognition.checkpoint import checkpoint_metadata, load_trained_state, other_project_checkpoint
 
     factory = _factory(name)
+    other = other_project_checkpoint(pretrained) if pretrained is not None else None
+    if other is not None:
+        raise UserError(f"{pretrained} is {other}, not weights of a classifier: give a checkpoint of "
+                        f"train_recognition.py or {name}'s own weights file")
     trained = checkpoint_metadata(pretrained) if pretrained is not None else None
     if trained is None:
         return factory(pretrained=pretrained, **kwargs)

@@ -54,6 +54,23 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
+def atomic_outputs(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
+    """atomic_output for a set of files that belong together: yields their temporary paths, in order; only when the
+    block exits normally are they renamed onto their paths, one after the other, once all are written. On an
+    exception all of them are removed and none of `paths` changes; a full disk is a UserError naming the set."""
+    paths = [Path(path) for path in paths]
+    with ExitStack() as stack:
+        temps = [stack.enter_context(atomic_output(path)) for path in paths]
+        try:
+            yield temps
+        except OSError as error:
+            if error.errno in FULL_DISK:
+                raise UserError(f"cannot write {', '.join(map(str, paths))}: {error.strerror}; free some space and "
+                                "run again") from None
+            raise
+
+
+@contextmanager
 def output_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Create the folder `path` (and its missing parents) for a command's outputs, UserError when it cannot be; if
     the block raises, the folders created here are removed again while still empty, so a failed run leaves no

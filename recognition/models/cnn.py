@@ -10,6 +10,8 @@ Linear(hidden, C).
 
 from __future__ import annotations
 
+import logging
+import pickle
 from pathlib import Path
 
 import cv2
@@ -17,8 +19,10 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 
+from ned_outlier.cli import logger_level
 from ned_outlier.errors import UserError
 from recognition.labels import EMOTIONS
 from recognition.models.base import ImageClassifier
@@ -81,17 +85,54 @@ def experiment_input_size(name: str, input_size: int | None, native_size: int) -
     return input_size
 
 
+def read_backbone_weights(name: str, path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The state dict in the weights file `path` as timm reads it (safetensors, or torch.load(weights_only=True)
+    unwrapping {"state_dict": ...} and the like); UserError naming `what` it should be when it cannot be read."""
+    try:
+        state = timm.models.load_state_dict(str(path))
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+        cause = error if isinstance(error, pickle.UnpicklingError) else error.__cause__
+        if isinstance(cause, pickle.UnpicklingError):  # torch.load(weights_only=True) refused it
+            if "GLOBAL" in str(cause):  # "Trying to load unsupported GLOBAL posix.system"
+                raise UserError(f"{name}: {path} holds pickled objects other than tensors, not loaded (a pickle "
+                                f"can run code; {what})") from None
+            raise UserError(f"{name}: cannot read backbone weights {path}: not a weights file ({what})") from None
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise UserError(f"{name}: cannot read backbone weights {path} ({what}): {reason}") from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise UserError(f"{name}: {path} holds no state dict of tensors ({what})")
+    return state
+
+
 def build_backbone(name: str, backbone_name: str, pretrained: str | Path | None, **timm_options) -> nn.Module:
     """timm `backbone_name` without classifier (pooled features), ImageNet weights from the local file `pretrained`;
-    `timm_options` go to timm.create_model (e.g. a ViT's img_size)."""
-    options = dict(timm_options)
-    if pretrained is not None:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise UserError(f"{name}: backbone weights not found at {path} (a timm {backbone_name} ImageNet checkpoint, "
-                            f".safetensors or .pth; none is downloaded)")
-        options |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    return timm.create_model(backbone_name, num_classes=0, **options)
+    `timm_options` go to timm.create_model (e.g. a ViT's img_size).
+
+    timm loads a backbone's weights leniently (without its classifier, keys it does not know are skipped), so a
+    file of another model would leave the backbone random without a word: a file that lacks any of the backbone's
+    weights, or whose tensors do not fit, is a UserError, and so is one that cannot be read (a .pth is read with
+    torch.load(weights_only=True), so a pickle that would run code is refused)."""
+    if pretrained is None:
+        return timm.create_model(backbone_name, num_classes=0, **timm_options)
+    path = Path(pretrained)
+    what = f"a timm {backbone_name} ImageNet checkpoint, .safetensors or .pth"
+    if not path.is_file():
+        raise UserError(f"{name}: backbone weights not found at {path} ({what}; none is downloaded)")
+    with logger_level("timm", logging.ERROR):  # timm's lists of the keys it skipped: said below in one line
+        state = read_backbone_weights(name, path, what)
+        try:
+            backbone = timm.create_model(backbone_name, num_classes=0, pretrained=True,
+                                         pretrained_cfg_overlay={"state_dict": state}, **timm_options)
+        except (RuntimeError, KeyError, ValueError) as error:  # a tensor of another shape
+            raise UserError(f"{name}: {path} does not fit timm's {backbone_name}: "
+                            f"{str(error).strip().splitlines()[-1].strip()}") from None
+    backbone.pretrained_cfg.pop("state_dict", None)  # not a second copy of the weights for the model's lifetime
+    expected = [key for key in backbone.state_dict() if not key.endswith("num_batches_tracked")]
+    missing = [key for key in expected if key not in state]
+    if missing:
+        raise UserError(f"{name}: {path} is not {what}: {len(missing)} of the backbone's {len(expected)} weights are "
+                        f"not in it (e.g. {', '.join(missing[:3])})")
+    return backbone
 
 
 def build_cnn(name: str, pretrained: str | Path | None, num_classes: int, hidden: int, dropout: float,

@@ -157,15 +157,19 @@ def _torch_tensors(module: nn.Module, weights: dict[str, np.ndarray]) -> dict[st
 
 def load_keras_weights(model: MiniXception, path: Path) -> MiniXception:
     """Copy the weights (and BatchNorm epsilons) of the Keras 2 HDF5 file `path` into `model`; UserError when the file
-    does not hold this architecture."""
-    with h5py.File(path, "r") as file:
-        config = json.loads(file.attrs["model_config"])
-        groups = file["model_weights"]
-        stored = {}
-        for name, group in groups.items():  # weight_names: "<layer>_1/kernel:0", ... (none for weightless layers)
-            names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
-            if names:
-                stored[name] = {n.split("/")[-1].split(":")[0]: np.asarray(group[n]) for n in names}
+    is not Keras HDF5 or does not hold this architecture."""
+    try:
+        with h5py.File(path, "r") as file:
+            config = json.loads(file.attrs["model_config"])
+            groups = file["model_weights"]
+            stored = {}
+            for name, group in groups.items():  # weight_names: "<layer>_1/kernel:0", ... (none for weightless layers)
+                names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+                if names:
+                    stored[name] = {n.split("/")[-1].split(":")[0]: np.asarray(group[n]) for n in names}
+    except (OSError, KeyError) as error:  # not HDF5 at all, or HDF5 without a Keras model
+        raise UserError(f"{path} is not a Keras HDF5 file of fer's mini-Xception weights "
+                        f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
     layers = model.keras_layers()
     if set(stored) != set(layers):
         raise UserError(f"{path} is not fer's mini-Xception: its weighted layers are {', '.join(sorted(stored))}")

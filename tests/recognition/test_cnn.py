@@ -54,3 +54,33 @@ def test_a_smaller_input_size_for_cheap_experiments(name):
     assert model.predict_proba([face]).shape == (1, 7)
     with pytest.raises(UserError, match="at least 32"):
         create_model(name, input_size=16)
+
+
+class RunsCode:
+    """Unpickled, it would create the file `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("write, fragments", [
+    (lambda path: save_file({"head.weight": torch.zeros(2, 2)}, str(path.with_suffix(".safetensors"))),
+     ["is not a timm efficientnet_b0 ImageNet checkpoint", "309 of the backbone's 309 weights are not in it"]),
+    (lambda path: torch.save({"state_dict": {"conv_stem.weight": torch.zeros(3, 3, 3, 3)}}, path),
+     ["does not fit timm's efficientnet_b0", "size mismatch for conv_stem.weight"]),
+    (lambda path: torch.save({"conv_stem.weight": RunsCode(path.with_name("marker"))}, path),
+     ["holds pickled objects other than tensors, not loaded"]),
+    (lambda path: path.write_text("not weights"), ["cannot read backbone weights"]),
+], ids=["another-model", "wrong-shape", "pickle-that-runs-code", "not-weights"])
+def test_a_weights_file_that_does_not_fit_is_refused_not_ignored(tmp_path, write, fragments):
+    """timm skips the keys it does not know: a file of another model gave a random backbone without a word."""
+    write(tmp_path / "weights.pth")
+    path = next(tmp_path.glob("weights.*"))
+    with pytest.raises(UserError) as refused:
+        create_model("cnn-efficientnet-b0", pretrained=path)
+    message = str(refused.value)
+    assert "\n" not in message and all(fragment in message for fragment in fragments), message
+    assert not (tmp_path / "marker").exists()  # the pickle's code did not run

