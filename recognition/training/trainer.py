@@ -95,11 +95,11 @@ def build_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.Optimi
 def _training_set(config: TrainingConfig, model: nn.Module):
     data = config.data
     if data.llm_targets:
-        return LLMTargetFaces(data.llm_targets, model.preprocess, data.hflip)
+        return LLMTargetFaces(data.llm_targets, model.preprocess, data.hflip, config.train.seed)
     if not data.train.root:
         raise UserError("data.train.root is required (or data.llm_targets for Exp-CLIP)")
     return LabelledFaces(read_source(data.train, model.labels), model.labels, model.preprocess, data.hflip,
-                         data.augment)
+                         data.augment, config.train.seed)
 
 
 def _track_loader(config: TrainingConfig, model: nn.Module) -> tuple[DataLoader | None, ACLGroups | None]:
@@ -116,7 +116,7 @@ def _track_loader(config: TrainingConfig, model: nn.Module) -> tuple[DataLoader 
     sampler = ACLBatchSampler(crops, acl.batch_size, acl.positive_window, acl.negative_gap, seed=config.train.seed,
                               positives=acl.positives, negatives=acl.negatives)
     loader = DataLoader(FaceTrackDataset(crops, model.preprocess), batch_sampler=sampler,
-                        num_workers=config.data.num_workers)
+                        num_workers=config.data.num_workers, generator=torch.Generator().manual_seed(config.train.seed))
     return loader, sampler.layout
 
 
@@ -149,8 +149,11 @@ def train(config: TrainingConfig) -> TrainResult:
     set_seed(config.train.seed)
     model = create_model(config.model.name, pretrained=config.model.pretrained, **config.model.options)
     train_set = _training_set(config, model)
+    # the loader's own generator for its workers' seed: torch's global one (dropout) must stay where a checkpoint
+    # saves it when a resumed run starts the loader again mid-epoch
     loader = DataLoader(train_set, batch_size=config.train.batch_size, sampler=EpochShuffle(len(train_set), config.train.seed),
-                        drop_last=config.train.drop_last, num_workers=config.data.num_workers)
+                        drop_last=config.train.drop_last, num_workers=config.data.num_workers,
+                        generator=torch.Generator().manual_seed(config.train.seed))
     if len(loader) == 0:
         raise UserError(f"{len(train_set)} training samples make no batch of {config.train.batch_size} with drop_last")
     val_loader = None
@@ -179,6 +182,7 @@ def train(config: TrainingConfig) -> TrainResult:
     track_batches = _endless(tracks) if tracks is not None else None
     for epoch in range(progress.epoch, config.train.epochs):
         loader.set_epoch(epoch)
+        train_set.set_epoch(epoch)  # its random draws (EpochDraws); accelerate's set_epoch does not always reach it
         if tracks is not None:
             tracks.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, progress.step_in_epoch) if progress.step_in_epoch else loader

@@ -86,6 +86,14 @@ def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(s
     assert resumed.checksum == whole.checksum
 
 
+def test_a_run_that_fills_the_cache_equals_one_that_reads_it(synthmead, tmp_path):
+    """Reconstructing the clips draws random numbers; the seed is set after the data, so it changes nothing."""
+    settings = ("train.epochs=1", "train.decay_epochs=0", f"data.cache={tmp_path / 'cache'}")
+    filling = train_ned(tiny(synthmead, tmp_path / "filling", *settings), progress=False)
+    reading = train_ned(tiny(synthmead, tmp_path / "reading", *settings), progress=False)
+    assert filling.checksum == reading.checksum
+
+
 def write_lambdas(folder, synthmead, value):
     """folder/windows.csv giving every window of every clip the same lambda, with the scores.json of 10-frame
     windows every frame beside it."""

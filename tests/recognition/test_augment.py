@@ -1,4 +1,5 @@
-"""Training-image jitter, by hand: nothing when off, exact shifts and quarter turns, brightness and contrast."""
+"""Training-image jitter, by hand: nothing when off, exact shifts and quarter turns, brightness and contrast; the
+draws of a sample depend on the seed, the epoch and the sample only."""
 
 import torch
 
@@ -8,7 +9,7 @@ from recognition.training.config import Augmentation
 
 def at_bounds(monkeypatch):
     """Every random draw returns its upper bound."""
-    monkeypatch.setattr(data, "_uniform", lambda bound: float(bound))
+    monkeypatch.setattr(data, "_uniform", lambda bound, generator=None: float(bound))
 
 
 def test_no_bounds_no_change():
@@ -52,3 +53,16 @@ def test_brightness_and_contrast_by_hand(monkeypatch):
     torch.testing.assert_close(contrasted, mean + (image - mean) * 1.5)
     brighter = data.jitter(image, Augmentation(brightness=0.2))
     torch.testing.assert_close(brighter, image + 0.2 * std)
+
+
+def test_a_samples_draws_depend_on_seed_epoch_and_sample_only():
+    faces = data.EpochDraws()
+    first = torch.rand(16, generator=faces.draws(3))
+    torch.rand(100)  # torch's global RNG moving on (dropout, another loader) changes nothing
+    assert torch.equal(torch.rand(16, generator=faces.draws(3)), first)
+    assert not torch.equal(torch.rand(16, generator=faces.draws(4)), first)
+    faces.set_epoch(1)
+    assert not torch.equal(torch.rand(16, generator=faces.draws(3)), first)
+    faces.set_epoch(0)
+    faces.seed = 1
+    assert not torch.equal(torch.rand(16, generator=faces.draws(3)), first)

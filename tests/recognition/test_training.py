@@ -72,6 +72,33 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, colour_faces):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
 
 
+def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(tmp_path, colour_faces,
+                                                                               monkeypatch):
+    """train.checkpoint_every: the state saved inside an epoch gives back the uninterrupted run exactly, with random
+    flips (drawn per sample, epoch and seed, so the loader's fetching ahead does not move them) and dropout."""
+    import recognition.training.trainer as trainer
+
+    def config(output):
+        path = cnn_config(tmp_path, colour_faces, output)
+        text = path.read_text().replace("dropout: 0.0", "dropout: 0.3").replace("log_every: 1", "checkpoint_every: 2")
+        return load_training_config(write_config(path, text))
+
+    straight = train(config(tmp_path / "straight"))
+    save = trainer.save_resume_state
+
+    def save_then_die(accelerator, checkpoints):
+        save(accelerator, checkpoints)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(trainer, "save_resume_state", save_then_die)
+    with pytest.raises(RuntimeError, match="killed"):  # dies right after the checkpoint at iteration 2
+        train(config(tmp_path / "resumed"))
+    monkeypatch.setattr(trainer, "save_resume_state", save)
+    resumed = train(config(tmp_path / "resumed"))
+    expected, got = load_file(straight.model_path), load_file(resumed.model_path)
+    assert [key for key in expected if not torch.equal(got[key], expected[key])] == []
+
+
 def test_exp_clip_head_learns_llm_targets_and_saves_only_the_head(tmp_path, colour_faces):
     images = sorted(str(p.relative_to(colour_faces)) for p in (colour_faces / "train").rglob("*.png"))[:16]
     targets = torch.randn(len(images), 4096, generator=torch.Generator().manual_seed(0))
