@@ -159,13 +159,17 @@ def reconstruct(
     video: str | Path, config: ReconstructionConfig = ReconstructionConfig(), face: str | int = "largest",
     progress: bool = True
 ) -> FaceParams:
-    """Reconstruct one tracked face of `video` (the largest by default, or a track id) in every frame."""
+    """Reconstruct one tracked face of `video` (the largest by default, or a track id) in every frame; UserError
+    naming `video` when it has no face (or no track `face`)."""
     reader = VideoReader(video)
     info = reader.info
     model, schema = mediapipe_au_model()
     with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
         tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
-    track = select_track(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
+    try:
+        track = select_track(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
+    except UserError as error:  # which video: an edit reconstructs its input and maybe a --reference clip
+        raise UserError(f"{video}: {error}") from None
     if len(tracking.tracks) > 1:
         listing = ", ".join(f"{t.track_id} (frames {t.first_frame}-{t.last_frame})" for t in tracking.tracks)
         log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,

@@ -421,3 +421,12 @@ def test_a_second_edit_of_the_same_output_fails_at_once_and_a_killed_runs_files_
     assert code == 0, err
     assert sorted(tmp_path.iterdir()) == [out]  # the dead run's lock and partial file are gone
     assert out.read_bytes() == first.read_bytes()
+
+
+def test_a_reference_without_a_face_is_named(script, capfd, clip, saved_params, tmp_path):
+    params, _ = saved_params
+    reference = asset_path("no_face_video")
+    code, err = run(script, capfd, clip, "--reference", reference, "--params", params, "--out", tmp_path / "o.mp4",
+                    "--quiet")
+    assert_one_line_error(code, err, f"{reference}: no face found")
+    assert list(tmp_path.iterdir()) == []
