@@ -1,20 +1,24 @@
 """What every accelerate training loop of the project shares: the progress counter saved with the resume state,
-the atomic checkpoints/last, the end of a run (checksums, teardown) and TensorBoard-friendly flattening of a
-config."""
+the atomic checkpoints/last and its loading without unpickling code, the end of a run (checksums, teardown) and
+TensorBoard-friendly flattening of a config."""
 
 from __future__ import annotations
 
 import dataclasses
 import gc
 import logging
+import pickle
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
 from torch.nn.parallel import DistributedDataParallel
+
+from ned_outlier.errors import UserError
 
 LOG = logging.getLogger(__name__)
 LEFTOVER_DDP_WARNING = "a DDP wrapper is still referenced at the end of training; the process may hang on exit"
@@ -55,6 +59,65 @@ def save_resume_state(accelerator: Accelerator, checkpoints: Path) -> None:
         partial.rename(last)
         shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def load_resume_state(accelerator: Accelerator, folder: Path) -> None:
+    """accelerator.load_state(folder) (a save_resume_state folder) without unpickling code; UserError, before any of
+    it is loaded, for a file that holds more than tensors, numbers and arrays.
+
+    accelerate reads its pickles with torch.load(weights_only=True), but for the objects registered with
+    register_for_checkpointing (custom_checkpoint_<i>.pkl: the Progress, NED's averaged networks) it passes
+    weights_only=False: a crafted file in a run folder would run code on resume. Here those are read with
+    weights_only=True too (accelerate's own list of allowed numpy types), by swapping accelerate's loader of them
+    for the duration of the call; this process's random-state file, which accelerate skips without a word when it
+    cannot read it, is checked first, and so are the custom states, so that a refused file stops the run before
+    anything is loaded."""
+    folder = Path(folder)
+    states = {path.name: _safe_load(path, folder) for path in sorted(folder.glob("custom_checkpoint_*.pkl"))}
+    random_states = folder / f"random_states_{accelerator.process_index}.pkl"
+    if random_states.exists():
+        _safe_load(random_states, folder)
+
+    def load_custom_state(obj: Any, path: str, index: int = 0) -> None:
+        obj.load_state_dict(states[f"custom_checkpoint_{index}.pkl"])
+
+    with _replaced_custom_state_loader(load_custom_state):
+        try:
+            accelerator.load_state(str(folder))
+        except pickle.UnpicklingError as error:  # its optimizer or scheduler state
+            raise UserError(_refusal(folder, error)) from None
+
+
+def _safe_load(path: Path, folder: Path) -> Any:
+    """torch.load(path, weights_only=True) with accelerate's allowed numpy types; UserError when refused."""
+    from accelerate.utils import load
+
+    try:
+        return load(path, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise UserError(_refusal(folder, error, path)) from None
+
+
+def _refusal(folder: Path, error: Exception, path: Path | None = None) -> str:
+    """The one line for a file of the resume state that torch.load(weights_only=True) refused."""
+    what = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "not a weights-only pickle")
+    return (f"{path or folder}: not loaded: a resume state holds only tensors, numbers and arrays, and this does "
+            f"not ({what}); a pickle can run code, so resume only run folders you made, or delete {folder} to "
+            "start the run afresh")
+
+
+@contextmanager
+def _replaced_custom_state_loader(loader) -> Iterator[None]:
+    """accelerate.accelerator.load_custom_state (what Accelerator.load_state calls for each registered object)
+    replaced by `loader` for the block."""
+    import accelerate.accelerator as module
+
+    original = module.load_custom_state  # AttributeError if accelerate renames it: never a silent unsafe load
+    module.load_custom_state = loader
+    try:
+        yield
+    finally:
+        module.load_custom_state = original
 
 
 def finish_run(accelerator: Accelerator, trained: torch.nn.Module) -> list[float]:

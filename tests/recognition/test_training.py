@@ -72,6 +72,32 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, colour_faces):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
 
 
+class RunsCode:
+    """Unpickled, it would create the file `marker` (what a crafted file in someone else's run folder could do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin"])
+def test_a_crafted_pickle_in_the_resume_state_is_refused_and_runs_no_code(tmp_path, colour_faces, name):
+    """accelerate unpickled custom_checkpoint_0.pkl (the Progress) with weights_only=False; the resume state is now
+    read without unpickling code, every file of it, and the run stops with one line before loading any of it."""
+    run = tmp_path / "run"
+    train(load_training_config(cnn_config(tmp_path, colour_faces, run, epochs=1)))
+    marker = tmp_path / "marker"
+    torch.save({"epoch": RunsCode(marker)}, run / "checkpoints" / "last" / name)
+    with pytest.raises(UserError) as refused:
+        train(load_training_config(cnn_config(tmp_path, colour_faces, run, epochs=2)))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(str(run / "checkpoints" / "last"))
+    assert "not loaded" in message and "resume only run folders you made" in message
+    assert not marker.exists()
+
+
 def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(tmp_path, colour_faces,
                                                                                monkeypatch):
     """train.checkpoint_every: the state saved inside an epoch gives back the uninterrupted run exactly, with random

@@ -41,7 +41,8 @@ from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discriminator_loss, generator_loss,
                                                    latent_target, reference_target)
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
+from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, load_resume_state,
+                                         save_resume_state)
 from ned_outlier.data.sampling import EpochShuffle
 
 LOG = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
         accelerator.register_for_checkpointing(averaged)
     checkpoints = output / "checkpoints"
     if (checkpoints / "last").is_dir():
-        accelerator.load_state(str(checkpoints / "last"))
+        load_resume_state(accelerator, checkpoints / "last")
         LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", progress_state.epoch,
                  progress_state.step_in_epoch)
     accelerator.init_trackers("tensorboard", config=flat_config(config))

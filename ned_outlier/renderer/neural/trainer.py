@@ -36,7 +36,8 @@ from ned_outlier.renderer.neural.checkpoint import save_renderer
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
-from ned_outlier.training_state import Progress, check_schedule, finish_run, flat_config, save_resume_state
+from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, load_resume_state,
+                                         save_resume_state)
 from ned_outlier.data.sampling import EpochShuffle
 
 LOG = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def train_renderer(config: RendererTrainingConfig, progress: bool = True) -> Ren
     accelerator.register_for_checkpointing(state)
     checkpoints = output / "checkpoints"
     if (checkpoints / "last").is_dir():
-        accelerator.load_state(str(checkpoints / "last"))
+        load_resume_state(accelerator, checkpoints / "last")
         LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", state.epoch, state.step_in_epoch)
     accelerator.init_trackers("tensorboard", config=flat_config(config))
 
