@@ -31,19 +31,21 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder of the set")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
-    parser.add_argument("--overwrite", action="store_true", help="replace a set already in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a set already in --out (a folder that holds anything else is never deleted)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from ned_outlier.data.synthmead import build_synthmead, load_synth_config
+    from ned_outlier.data.synthmead import build_synthmead, load_synth_config, require_set
 
     config = load_synth_config(args.config)
     if args.out.exists() and any(args.out.iterdir()):
         if not args.overwrite:
             raise UserError(f"{args.out} is not empty; pass --overwrite to replace it")
+        require_set(args.out)  # --overwrite deletes a SynthMEAD set only, never a folder of something else
         import shutil
 
         shutil.rmtree(args.out)

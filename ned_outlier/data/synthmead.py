@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
@@ -348,6 +349,34 @@ def write_truth(path: Path, truths: list[ClipTruth]) -> Path:
         writer.writerow(names)
         writer.writerows([[getattr(t, n) for n in names] for t in truths])
     return path
+
+
+def require_set(root: Path) -> None:
+    """UserError unless `root` holds a SynthMEAD set and nothing else (what make_synthmead.py --overwrite checks
+    before deleting it): a truth.csv with its columns, beside it only actor folders (S001, ...) that hold only
+    video/, the twins/ folder and partial files of truth.csv."""
+    root = Path(root)
+    keep = "not deleted: choose another --out, or empty it yourself"
+    try:
+        with open(root / "truth.csv", newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"{root} holds no readable truth.csv, so it is not a SynthMEAD set; {keep}") from None
+    if header != [f.name for f in fields(ClipTruth)]:
+        raise UserError(f"{root / 'truth.csv'} is not a SynthMEAD truth table (columns {header[:4]}...); {keep}")
+
+    def of_the_set(entry: Path) -> bool:
+        if entry.name == "truth.csv" or entry.name.startswith(".truth.csv.partial-"):
+            return True
+        if not entry.is_dir() or entry.is_symlink():
+            return False
+        return entry.name == TWINS or (re.fullmatch(r"S\d{3,}", entry.name) is not None
+                                       and {child.name for child in entry.iterdir()} <= {"video"})
+
+    others = sorted(entry.name for entry in root.iterdir() if not of_the_set(entry))
+    if others:
+        raise UserError(f"{root} holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''} beside a SynthMEAD "
+                        f"set; {keep}")
 
 
 def read_truth(root: Path) -> list[ClipTruth]:
