@@ -52,11 +52,12 @@ def time_reject(video: Path) -> float:
 
 
 def time_first_frame(video: Path, out: Path) -> float:
-    """Seconds from the process start to the first frame written by `edit.py video --emotion sad`."""
+    """Seconds from the process start to the first frame written by `edit.py video --emotion sad` (the output of
+    the previous repeat is replaced: --overwrite)."""
     probe = FIRST_FRAME_PROBE.replace("EDIT", repr(str(EDIT)))
     start = time.time()
     done = subprocess.run([sys.executable, "-c", probe, str(video), "--emotion", "sad", "--out", str(out),
-                           "--quiet"], capture_output=True, text=True, cwd=REPO)
+                           "--quiet", "--overwrite"], capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         raise SystemExit(f"edit.py failed: {done.stderr[-500:]}")
     stamps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("FIRST_FRAME ")]
