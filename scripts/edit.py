@@ -153,7 +153,7 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
     from ned_outlier.config import load_config
     from ned_outlier.pipeline import edit_video, load_edit_config
     from ned_outlier.reconstruction.params import load_params_of
-    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
+    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, describe_frames, reconstruct
 
     params = load_params_of(args.params, args.video) if args.params is not None else None
     config = load_edit_config(args.config, [emotion] if emotion is not None and args.manipulator == "facs" else [])
@@ -181,8 +181,10 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
                         intensity=args.intensity, mouth=args.mouth, params=params, reconstruction=reconstruction,
                         preview=preview, progress=not args.quiet, manipulator=manipulator,
                         neural_renderer=neural_renderer)
+    missing = describe_frames(~params.face_found[:report.frames])
     print(f"edited the face in {report.edited} of {report.frames} frames"
-          + (f" ({report.fold_limited} with the change scaled down to avoid folding)" if report.fold_limited else ""))
+          + (f" ({report.fold_limited} with the change scaled down to avoid folding)" if report.fold_limited else "")
+          + (f"; {missing} without a face, left as they were" if missing else ""))
     print(f"wrote {report.output}")
     if report.preview:
         print(f"wrote {report.preview}")

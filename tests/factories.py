@@ -50,6 +50,24 @@ def saved_params_of(video: Path, path: Path) -> Path:
     return recorded_from(params, video).save(path)
 
 
+def face_clip(path: Path, frames: int, without_face: range = range(0), rate: int = 25) -> Path:
+    """A still 256x256 video of skimage's astronaut (her face box about 92 px wide, near x 82-174, y 61-176), the
+    face painted over with a flat grey in the frames `without_face`, written with the project's VideoWriter."""
+    from fractions import Fraction
+
+    import skimage.data
+
+    from ned_outlier.io.video import VideoWriter
+
+    portrait = np.ascontiguousarray(skimage.data.astronaut()[0:256, 96:352])
+    blank = portrait.copy()
+    blank[30:210, 50:210] = 128
+    with VideoWriter(path, Fraction(rate), 256, 256) as writer:
+        for index in range(frames):
+            writer.write(blank if index in without_face else portrait)
+    return path
+
+
 REPO = Path(__file__).resolve().parent.parent
 # A guard against a hung rank, not a speed check: the runs take about a minute alone and several times that on a
 # machine that is busy with other work.

@@ -11,9 +11,16 @@ first and last frame are exact. Only the frames since the last keyframe are buff
 
 Matching compares each live track's box, extrapolated at constant velocity, with the frame's detections by IoU
 (Hungarian assignment). A track survives up to max_gap frames without a detection (filled by linear interpolation);
-after a longer gap it ends, and a face found later starts a new track. NED then median-filters each box coordinate
-over 49 frames (its preprocessing/detect.py); a track is one contiguous run of frames, so smoothing never crosses
-a gap. Boxes are x0, y0, x1, y1 in frame pixels, pixel centres at integer coordinates.
+after a longer gap it ends, and a face found later starts a new track. When the video is done, a track that starts
+after an earlier one ended, where that one ended and at its size (rejoin_shift, rejoin_scale), is the same face
+come back (it left the frame, or turned away): the two are one track, absent in the frames between them, never
+interpolated across. NED then median-filters each box coordinate over 49 frames (its preprocessing/detect.py), per
+run of frames, so smoothing never crosses a gap. Boxes are x0, y0, x1, y1 in frame pixels, pixel centres at integer
+coordinates.
+
+Re-entry is judged by position and size only: the tracker sees boxes, not faces (dlib's identity embedding is in
+`recognition`, which ned_outlier does not import). So another person who steps in where the first one left is
+taken for them; set rejoin_shift to 0 to keep every re-entry a track of its own.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ class TrackerConfig:
         least detect_every - 1 (frames between agreeing keyframes are not a gap).
     smooth_window: frames of the median filter over each box coordinate (NED: 49); made odd, clipped to the track.
     min_detections: tracks detected on fewer keyframes are dropped as spurious.
+    rejoin_shift: a track that starts after an earlier one ended continues it (the same face, absent in between) when
+        its first box's centre is within rejoin_shift box sides (the mean side of the two boxes) of the earlier
+        one's last box's centre; the nearest such track wins. 0: never (every re-entry is a new track).
+    rejoin_scale: ... and when the two boxes' sides differ by at most this factor (>= 1).
     """
 
     detect_every: int = 5
@@ -55,10 +66,15 @@ class TrackerConfig:
     max_gap: int = 12
     smooth_window: int = 49
     min_detections: int = 3
+    rejoin_shift: float = 0.5
+    rejoin_scale: float = 1.5
 
     def __post_init__(self) -> None:
         if self.detect_every < 1 or self.smooth_window < 1 or self.min_detections < 1 or self.max_gap < 0:
             raise ValueError("detect_every, smooth_window and min_detections must be >= 1 and max_gap >= 0")
+        if not (self.rejoin_shift >= 0 and self.rejoin_scale >= 1):  # NaN too
+            raise ValueError(f"rejoin_shift must be >= 0 and rejoin_scale >= 1, got {self.rejoin_shift}, "
+                             f"{self.rejoin_scale}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.max_gap < self.detect_every - 1:
@@ -72,7 +88,7 @@ class FaceTrack:
     track_id: 0, 1, 2 ... in order of first appearance.
     boxes: (T, 4) float32 smoothed x0, y0, x1, y1; NaN where absent.
     raw_boxes: (T, 4) float32 the detections before smoothing, linearly interpolated between them; NaN where absent.
-    present: (T,) bool, one contiguous run of frames.
+    present: (T,) bool, one run of frames, or several when the face left and came back (TrackerConfig.rejoin_shift).
     detected: (T,) bool, frames where the detector actually found this face.
     """
 
@@ -204,19 +220,24 @@ class _Track:
         velocity = (self.boxes[-1] - self.boxes[reference]) / (self.frames[-1] - self.frames[reference])
         return self.boxes[-1] + velocity * (frame - self.frames[-1])
 
-    def finish(self, track_id: int, frame_count: int, smooth_window: int) -> FaceTrack:
-        """The FaceTrack over frame_count frames: interpolated between detections, then median-smoothed."""
+    def fill(self, track: FaceTrack, smooth_window: int) -> None:
+        """Write this run into `track`'s arrays: interpolated between detections, then median-smoothed."""
         frames = np.asarray(self.frames)
         span = np.arange(frames[0], frames[-1] + 1)
-        raw = np.full((frame_count, 4), np.nan, np.float32)
-        raw[span] = np.stack([np.interp(span, frames, column) for column in np.stack(self.boxes).T], axis=1)
-        boxes = np.full_like(raw, np.nan)
-        boxes[span] = median_smooth(raw[span], smooth_window)
-        present = np.zeros(frame_count, bool)
-        present[span] = True
-        detected = np.zeros(frame_count, bool)
-        detected[frames] = True
-        return FaceTrack(track_id, boxes, raw, present, detected)
+        track.raw_boxes[span] = np.stack([np.interp(span, frames, column) for column in np.stack(self.boxes).T], axis=1)
+        track.boxes[span] = median_smooth(track.raw_boxes[span], smooth_window)
+        track.present[span] = True
+        track.detected[frames] = True
+
+
+def rejoin_shift(earlier: np.ndarray, later: np.ndarray, max_scale: float) -> float:
+    """Distance between the centres of boxes (4,) in mean box sides (square root of the area), or inf when their
+    sides differ by more than the factor max_scale."""
+    sides = [float(np.sqrt(np.prod(np.maximum(box[2:] - box[:2], 1e-6)))) for box in (earlier, later)]
+    if max(sides) > max_scale * min(sides):
+        return float("inf")
+    centres = (earlier[:2] + earlier[2:]) / 2, (later[:2] + later[2:]) / 2
+    return float(np.linalg.norm(centres[1] - centres[0]) / np.mean(sides))
 
 
 def median_smooth(boxes: np.ndarray, window: int) -> np.ndarray:
@@ -267,6 +288,28 @@ class _TrackerState:
             self.tracks.append(_Track([frame], [box], int(keyframe)))
 
     def finish(self, frame_count: int) -> list[FaceTrack]:
-        """FaceTracks of the tracks detected on at least min_detections keyframes, numbered by first appearance."""
+        """FaceTracks of the tracks detected on at least min_detections keyframes, a face that came back joined to
+        its earlier track (`rejoin`), numbered by first appearance."""
         kept = [track for track in self.tracks if track.keyframe_hits >= self.config.min_detections]
-        return [track.finish(i, frame_count, self.config.smooth_window) for i, track in enumerate(kept)]
+        faces = []
+        for track_id, runs in enumerate(self.rejoin(kept)):
+            nan = np.full((frame_count, 4), np.nan, np.float32)
+            face = FaceTrack(track_id, nan, nan.copy(), np.zeros(frame_count, bool), np.zeros(frame_count, bool))
+            for run in runs:
+                run.fill(face, self.config.smooth_window)
+            faces.append(face)
+        return faces
+
+    def rejoin(self, tracks: list[_Track]) -> list[list[_Track]]:
+        """Tracks in order of first frame -> faces, each a list of tracks one after the other: a track continues
+        the face that ended before it starts nearest to where it starts (`rejoin_shift` within the config's
+        rejoin_shift and rejoin_scale), or starts a face of its own."""
+        faces: list[list[_Track]] = []
+        for track in tracks:
+            ended = [face for face in faces if face[-1].last_frame < track.frames[0]]
+            shifts = [rejoin_shift(face[-1].boxes[-1], track.boxes[0], self.config.rejoin_scale) for face in ended]
+            if self.config.rejoin_shift > 0 and shifts and min(shifts) <= self.config.rejoin_shift:
+                ended[int(np.argmin(shifts))].append(track)
+            else:
+                faces.append([track])
+        return faces

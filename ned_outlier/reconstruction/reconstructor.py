@@ -141,6 +141,17 @@ def true_runs(found: np.ndarray) -> list[np.ndarray]:
     return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
 
 
+def describe_frames(frames: np.ndarray, most: int = 6) -> str:
+    """The True frames of a mask (T,) as runs of frame indices: "frame 7", "frames 3, 24-48 and 60-61"; after `most`
+    runs, "... and 4 more runs"; "" when there is none."""
+    runs = [f"{run[0]}" if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in true_runs(np.asarray(frames, bool))]
+    if not runs:
+        return ""
+    shown = runs[:most] + ([f"{len(runs) - most} more runs"] if len(runs) > most else [])
+    listing = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    return f"frame{'s' if len(runs) > 1 or '-' in runs[0] else ''} {listing}"
+
+
 def _smooth_segment(out: dict, segment: np.ndarray, sigma: float, model: AUMeshModel, chunk: int = 256) -> None:
     """Gaussian-smooth codes and pose along time over one run of found frames; rotations re-orthonormalised; the
     mesh recomputed from the smoothed parameters (in chunks, so memory stays flat)."""

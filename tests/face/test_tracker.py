@@ -78,6 +78,34 @@ def test_long_dropout_ends_the_track_and_leaves_frames_without_a_box():
     assert not after.present[:70].any() and np.isnan(after.boxes[:70]).all()
 
 
+def test_face_back_where_it_left_after_a_long_gap_is_the_same_track_absent_in_between():
+    """Face 0 leaves for frames 24-48 (25 frames, longer than max_gap) and comes back 10 px off; another face stays
+    all along: face 0 keeps its id over both runs, with no box (and nothing interpolated) in the gap."""
+    away = range(24, 49)
+    result, _ = run(lambda i: ([] if i in away else [square(100 + (10 if i > 48 else 0), 100)]) + [square(400, 100)],
+                    72)
+    returning, staying = result.tracks
+    assert (returning.track_id, staying.track_id) == (0, 1) and staying.present.all()
+    assert np.flatnonzero(~returning.present).tolist() == list(away)
+    assert returning.detected[[23, 49]].all() and not returning.detected[away].any()
+    assert np.isnan(returning.boxes[away]).all() and np.isnan(returning.raw_boxes[away]).all()
+    np.testing.assert_allclose(returning.boxes[:24], [square(100, 100)] * 24, atol=1e-3)  # smoothed per run
+    np.testing.assert_allclose(returning.boxes[49:], [square(110, 100)] * 23, atol=1e-3)
+
+
+@pytest.mark.parametrize("shift, size, config", [
+    (80.0, 80.0, {}),                       # back a box side away: another face
+    (0.0, 130.0, {}),                       # back in the same place at 1.6 times the size: another face
+    (10.0, 80.0, {"rejoin_shift": 0.0}),    # rejoining switched off
+], ids=["elsewhere", "other-size", "off"])
+def test_face_back_elsewhere_or_at_another_size_or_with_rejoin_off_is_a_new_track(shift, size, config):
+    result, _ = run(lambda i: [] if 24 <= i < 49 else [square(100 + (shift if i > 48 else 0), 100,
+                                                              size if i > 48 else 80.0)], 72, **config)
+    before, after = result.tracks
+    assert (before.first_frame, before.last_frame, after.first_frame, after.last_frame) == (0, 23, 49, 71)
+    assert before.present[:24].all() and not before.present[24:].any()
+
+
 def test_face_appearing_and_leaving_between_keyframes_has_exact_first_and_last_frames():
     result, _ = run(lambda i: [square(50, 50)] + ([square(300, 50)] if 17 <= i <= 82 else []), 100, detect_every=5)
     still, visitor = result.tracks
@@ -170,6 +198,12 @@ def test_frame_size_change_is_a_user_error():
 def test_config_rejects_keyframes_further_apart_than_a_gap():
     with pytest.raises(ValueError, match="max_gap"):
         TrackerConfig(detect_every=20, max_gap=12)
+
+
+@pytest.mark.parametrize("config", [{"rejoin_shift": -1.0}, {"rejoin_scale": 0.9}, {"rejoin_shift": float("nan")}])
+def test_config_rejects_a_negative_rejoin_shift_and_a_rejoin_scale_below_one(config):
+    with pytest.raises(ValueError, match="rejoin_shift must be >= 0 and rejoin_scale >= 1"):
+        TrackerConfig(**config)
 
 
 def jitter(boxes: np.ndarray) -> float:

@@ -14,8 +14,8 @@ from ned_outlier.assets import asset_path
 from ned_outlier.cli import run_cli
 from ned_outlier.io.video import VideoReader
 
-from cli_checks import assert_one_line_error, load_script, run
-from factories import saved_params_of
+from cli_checks import assert_one_line_error, load_script, run, run_with_output
+from factories import face_clip, saved_params_of
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -173,6 +173,17 @@ def test_frames_without_the_face_pass_through(script, capfd, tmp_path):
     assert len(absent) > 20
     assert max(np.abs(source[i].astype(int) - edited[i]).mean() for i in absent) < 3
     assert VideoReader(out).info.has_audio
+
+
+def test_a_face_away_for_25_frames_is_edited_before_and_after_and_the_frames_without_it_are_named(script, capfd,
+                                                                                                 tmp_path):
+    video = face_clip(tmp_path / "away.mp4", 72, without_face=range(24, 49))
+    code, out, err = run_with_output(script, capfd, video, "--emotion", "surprised", "--quiet")
+    assert code == 0, err
+    assert "edited the face in 47 of 72 frames; frames 24-48 without a face, left as they were" in out
+    source, edited = list(VideoReader(video)), list(VideoReader(tmp_path / "away_surprised.mp4"))
+    changes = [np.abs(a.astype(int) - b).mean() for a, b in zip(source, edited)]
+    assert min(changes[:24] + changes[49:]) > 2 * max(changes[24:49])  # edited on both sides of the gap only
 
 
 def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):

@@ -14,8 +14,8 @@ from ned_outlier.assets import asset_path
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.params import FaceParams
 
-from cli_checks import assert_one_line_error, load_script, run
-from factories import saved_params_of
+from cli_checks import assert_one_line_error, load_script, run, run_with_output
+from factories import face_clip, saved_params_of
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -137,6 +137,18 @@ def test_face_lost_for_some_frames_is_flagged_and_passed_through(script, capfd, 
     assert len(preview) == len(source) == params.num_frames
     lost = int(np.flatnonzero(~found)[-1])
     assert np.abs(preview[lost].astype(int) - source[lost]).mean() < 3  # passed through, only re-encoded
+
+
+def test_a_face_away_for_25_frames_is_the_same_face_after_and_the_frames_without_it_are_named(script, capfd,
+                                                                                              tmp_path):
+    """The face is painted over in frames 24-48: one face before and after, no face in between (not interpolated)."""
+    video = face_clip(tmp_path / "away.mp4", 72, without_face=range(24, 49))
+    code, out, err = run_with_output(script, capfd, video, "--out", tmp_path / "out", "--no-preview", "--quiet")
+    assert code == 0, err
+    params = FaceParams.load(tmp_path / "out" / "params.npz")
+    assert np.flatnonzero(~params.face_found).tolist() == list(range(24, 49))
+    assert np.isnan(params.crop_matrix[24:49]).all() and np.isfinite(params.expression[params.face_found]).all()
+    assert "face 0 found in 47 of 72 frames; frames 24-48 without it" in out
 
 
 def test_several_faces_are_tracked_and_selectable(script, capfd, caplog, tmp_path, ffmpeg):
