@@ -39,22 +39,29 @@ def plot_translations(source: np.ndarray, translated: dict[str, np.ndarray], sch
 
 
 def plot_learning_curves(curves: dict[str, tuple[list[float], list[float]]], chance: float, goal: float | None = None):
-    """A matplotlib figure of target accuracy against training iterations: curves maps a run's name to its
-    (iterations, accuracies); chance (and the goal, when given) as dashed lines."""
+    """A matplotlib figure of target accuracy against training iterations: curves maps a run's name ("arm/seedN")
+    to its (iterations, accuracies), one colour per arm and one line style per seed; chance (and the goal, when
+    given) as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    arms = list(dict.fromkeys(name.split("/")[0] for name in curves))
+    seen: dict[str, int] = {}
+    figure, axis = plt.subplots(figsize=(8.4, 4.0))
     for name, (iterations, accuracy) in curves.items():
-        axis.plot(iterations, accuracy, marker=".", linewidth=1.2, label=name)
+        arm = name.split("/")[0]
+        style = ("-", "--", "-.", ":")[seen.get(arm, 0) % 4]
+        seen[arm] = seen.get(arm, 0) + 1
+        axis.plot(iterations, accuracy, style, marker=".", linewidth=1.2, label=name,
+                  color=plt.cm.tab10(arms.index(arm) % 10))
     axis.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.3f})")
     if goal is not None:
         axis.axhline(goal, color="green", linestyle=":", linewidth=1, label=f"goal ({goal:.2f})")
     axis.set_xlabel("training iterations")
     axis.set_ylabel("judge: target accuracy")
     axis.set_ylim(0, 1)
-    axis.legend(fontsize=7, loc="upper left")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: curves fill them
     figure.tight_layout()
     return figure
