@@ -14,7 +14,6 @@ outlier scorer and the edit-quality benchmark use it too).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
@@ -63,12 +62,10 @@ class FaceFinder:
     def crop_matrices(self, frames: Iterable[np.ndarray], name: str, total: int, progress: bool) -> np.ndarray:
         """Frame -> crop matrices (T, 2, 3) of the largest face tracked over `frames`, about `total` of them (NaN
         where the face is absent); NoFaceError naming `name` when there is none. A clip with fewer keyframes than
-        the tracker's min_detections needs a face on all of them."""
-        tracker = self.config.tracker
-        keyframes = len(set(range(0, total, tracker.detect_every)) | {total - 1})
-        tracker = replace(tracker, min_detections=max(1, min(tracker.min_detections, keyframes)))
+        the tracker's min_detections needs a face on all of them (TrackerConfig.min_detections)."""
         with tqdm(total=total, desc="detect faces", unit="frame", disable=not progress) as bar:
-            tracking = track_faces(frames, self.detector, tracker, progress=lambda done: bar.update(done - bar.n))
+            tracking = track_faces(frames, self.detector, self.config.tracker,
+                                   progress=lambda done: bar.update(done - bar.n))
         if not tracking.tracks:
             raise NoFaceError(f"{name}: no face found in any of its {tracking.frame_count} frames"
                               + small_face_hint(self.config.detector, *tracking.frame_size))

@@ -54,7 +54,9 @@ class TrackerConfig:
     max_gap: frames without a detection that a track bridges by interpolation; a longer gap ends it. Must be at
         least detect_every - 1 (frames between agreeing keyframes are not a gap).
     smooth_window: frames of the median filter over each box coordinate (NED: 49); made odd, clipped to the track.
-    min_detections: tracks detected on fewer keyframes are dropped as spurious.
+    min_detections: tracks detected on fewer keyframes are dropped as spurious. A clip with fewer keyframes than
+        this (shorter than about min_detections * detect_every frames) asks a track for a detection on each of its
+        keyframes instead: a 1-frame clip (a photo) for one, a 2-frame clip for two, a 6-frame clip for two (0, 5).
     rejoin_shift: a track that starts after an earlier one ended continues it (the same face, absent in between) when
         its first box's centre is within rejoin_shift box sides (the mean side of the two boxes) of the earlier
         one's last box's centre; the nearest such track wins. 0: never (every re-entry is a new track).
@@ -240,6 +242,11 @@ def rejoin_shift(earlier: np.ndarray, later: np.ndarray, max_scale: float) -> fl
     return float(np.linalg.norm(centres[1] - centres[0]) / np.mean(sides))
 
 
+def keyframe_count(frame_count: int, detect_every: int) -> int:
+    """Keyframes of a clip of frame_count frames: 0, k, 2k, ... (k = detect_every) and the last frame."""
+    return len(set(range(0, frame_count, detect_every)) | {frame_count - 1}) if frame_count else 0
+
+
 def median_smooth(boxes: np.ndarray, window: int) -> np.ndarray:
     """boxes (T, 4) median-filtered per coordinate over min(window, T) frames made odd, reflected at the ends (NED)."""
     window = min(window, len(boxes))
@@ -288,9 +295,11 @@ class _TrackerState:
             self.tracks.append(_Track([frame], [box], int(keyframe)))
 
     def finish(self, frame_count: int) -> list[FaceTrack]:
-        """FaceTracks of the tracks detected on at least min_detections keyframes, a face that came back joined to
-        its earlier track (`rejoin`), numbered by first appearance."""
-        kept = [track for track in self.tracks if track.keyframe_hits >= self.config.min_detections]
+        """FaceTracks of the tracks detected on at least min_detections keyframes (or on all of a short clip's:
+        `keyframe_count`), a face that came back joined to its earlier track (`rejoin`), numbered by first
+        appearance."""
+        needed = min(self.config.min_detections, keyframe_count(frame_count, self.config.detect_every))
+        kept = [track for track in self.tracks if track.keyframe_hits >= needed]
         faces = []
         for track_id, runs in enumerate(self.rejoin(kept)):
             nan = np.full((frame_count, 4), np.nan, np.float32)

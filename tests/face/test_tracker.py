@@ -166,6 +166,19 @@ def test_false_positives_on_one_keyframe_are_dropped_and_ids_stay_dense():
     assert [(track.track_id, track.first_frame) for track in result.tracks] == [(0, 0), (1, 30)]
 
 
+@pytest.mark.parametrize("frames, keyframes", [(1, [0]), (2, [0, 1]), (6, [0, 5]), (11, [0, 5, 10])])
+def test_a_clip_with_fewer_keyframes_than_min_detections_keeps_a_face_seen_on_all_of_them(frames, keyframes):
+    result, detector = run(lambda i: [linear(i)], frames)
+    assert sorted(set(detector.seen)) == keyframes
+    (track,) = result.tracks
+    assert track.present.all()
+
+
+def test_a_short_clip_still_drops_a_face_missed_on_one_of_its_keyframes():
+    result, _ = run(lambda i: [linear(i)] if i else [], 2)
+    assert result.tracks == []
+
+
 def test_progress_reports_frames_done_up_to_the_last():
     done = []
     track_faces(frames(23), ScriptedDetector(lambda i: []), TrackerConfig(), progress=done.append)

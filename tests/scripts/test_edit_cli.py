@@ -186,6 +186,16 @@ def test_a_face_away_for_25_frames_is_edited_before_and_after_and_the_frames_wit
     assert min(changes[:24] + changes[49:]) > 2 * max(changes[24:49])  # edited on both sides of the gap only
 
 
+def test_a_one_frame_video_of_a_clear_face_is_edited(script, capfd, tmp_path):
+    video = face_clip(tmp_path / "still.mp4", 1)
+    code, out, err = run_with_output(script, capfd, video, "--emotion", "surprised", "--quiet")
+    assert code == 0, err
+    assert "edited the face in 1 of 1 frames\n" in out
+    (source,), (edited,) = list(VideoReader(video)), list(VideoReader(tmp_path / "still_surprised.mp4"))
+    change = np.abs(source.astype(int) - edited).mean(axis=2)
+    assert change[30:210, 50:210].mean() > 2 * change[:, 220:].mean()  # the face changed, not only by re-encoding
+
+
 def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):
     gray = ffmpeg(tmp_path / "gris.mkv", "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "24",
                   "-vf", "scale=321:181,format=gray", "-c:v", "ffv1")

@@ -151,6 +151,18 @@ def test_a_face_away_for_25_frames_is_the_same_face_after_and_the_frames_without
     assert "face 0 found in 47 of 72 frames; frames 24-48 without it" in out
 
 
+@pytest.mark.parametrize("frames", [1, 2])
+def test_a_one_or_two_frame_video_of_a_clear_face_is_reconstructed(script, capfd, tmp_path, frames):
+    """Fewer keyframes than tracker.min_detections (3): a detection on each of them makes the track."""
+    video = face_clip(tmp_path / "short.mp4", frames)
+    code, out, err = run_with_output(script, capfd, video, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    params = FaceParams.load(tmp_path / "out" / "params.npz")
+    assert params.num_frames == frames and params.face_found.all()
+    assert f"face 0 found in {frames} of {frames} frames;" in out
+    assert len(list(VideoReader(tmp_path / "out" / "preview.mp4"))) == frames
+
+
 def test_several_faces_are_tracked_and_selectable(script, capfd, caplog, tmp_path, ffmpeg):
     group = ffmpeg(tmp_path / "group.mp4", "-loop", "1", "-framerate", "10", "-i", str(asset_path("multi_face_image")),
                    "-t", "1.5", "-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2", "-pix_fmt", "yuv420p")
