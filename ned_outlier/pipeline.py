@@ -261,8 +261,9 @@ video: `FaceParams.require_source`). `manipulator`: an object with
     editor = FrameEditor(params, target, config, neural_renderer)
     editor.prepare(reader, progress=progress)
     frames = 0
-    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer, _PreviewWriter(
-        preview, info, video
+    times = reader.frame_times()  # a variable-frame-rate source keeps its timestamps (and its audio in sync)
+    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video, times=times) as writer, _PreviewWriter(
+        preview, info, video, times
     ) as side_by_side:
         for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="edit", disable=not progress)):
             result = editor.render(index, frame)
@@ -314,9 +315,9 @@ def cut_donor_patches(reader: VideoReader, params: FaceParams, donors: np.ndarra
 class _PreviewWriter:
     """Original | edited, side by side, with the source's audio; a no-op when `path` is None."""
 
-    def __init__(self, path, info, audio_from):
+    def __init__(self, path, info, audio_from, times=None):
         self._writer = None if path is None else VideoWriter(path, info.fps, 2 * info.width, info.height,
-                                                             audio_from=audio_from)
+                                                             audio_from=audio_from, times=times)
 
     def write(self, original: np.ndarray, edited: np.ndarray) -> None:
         if self._writer is not None:

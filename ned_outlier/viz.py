@@ -28,11 +28,12 @@ def draw_mesh(
 
 
 def write_mesh_preview(video: str | Path, params: FaceParams, out: str | Path, progress: bool = True) -> Path:
-    """Stream `video` with the fitted mesh drawn on every frame where the face was found; same fps, size, audio."""
+    """Stream `video` with the fitted mesh drawn on every frame where the face was found; same fps (or frame
+    timestamps), size, audio."""
     ensure_not_input(out, video)
     reader = VideoReader(video)
     info = reader.info
-    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer:
+    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video, times=reader.frame_times()) as writer:
         frames = tqdm(reader, total=params.num_frames, desc="preview", disable=not progress)
         for index, frame in enumerate(frames):
             found = index < params.num_frames and params.face_found[index]

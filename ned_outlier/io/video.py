@@ -1,12 +1,14 @@
 """Streaming video I/O: decode frames one at a time with PyAV, encode H.264 by piping frames into ffmpeg.
 
 Frames are RGB uint8 arrays of shape (H, W, 3). Neither side holds more than a few frames, so memory does not
-grow with the length of the video.
+grow with the length of the video. A variable-frame-rate source keeps its frame timestamps: VideoReader.frame_times
+reads them, and VideoWriter(times=...) writes them into the output, so the muxed audio stays in sync.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -24,6 +26,8 @@ import numpy as np
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output, ensure_not_input
 from ned_outlier.io.prefetch import prefetch
+
+log = logging.getLogger(__name__)
 
 PREFETCH_FRAMES = 4  # decoded frames held ahead of the consumer
 FINGERPRINT_FRAMES = 3  # decoded frames hashed by VideoReader.fingerprint
@@ -49,6 +53,20 @@ class VideoInfo:
     @property
     def fps_float(self) -> float:
         return float(self.fps)
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """When each frame of a variable-frame-rate video starts: pts (N,) in ticks of time_base, the first 0, rising;
+    end: when the last frame ends, in ticks."""
+
+    pts: tuple[int, ...]
+    time_base: Fraction
+    end: int
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.end * self.time_base)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -116,6 +134,23 @@ class VideoReader:
             for frame in _decode(container, self.path):
                 yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
 
+    def frame_times(self) -> FrameTimes | None:
+        """The frames' start times (packet timestamps, read without decoding) when they are not evenly spaced at
+        info.fps (a frame more than a quarter of a frame period off), else None: a constant-rate video."""
+        with _open(self.path) as container:
+            stream = container.streams.video[0]
+            pts = sorted(packet.pts for packet in container.demux(stream)
+                         if packet.pts is not None and not packet.is_discard)
+        if len(pts) < 2:
+            return None
+        ticks = np.asarray(pts, np.int64) - pts[0]
+        seconds = ticks * float(stream.time_base)
+        period = 1 / self.info.fps_float
+        if np.abs(seconds - np.arange(len(ticks)) * period).max() <= period / 4:
+            return None
+        last = int(ticks[-1] - ticks[-2])  # the last frame lasts as long as the one before it
+        return FrameTimes(tuple(int(t) for t in ticks), Fraction(stream.time_base), int(ticks[-1]) + last)
+
     def fingerprint(self) -> str:
         """sha256 (hex) of the first FINGERPRINT_FRAMES decoded RGB frames: which pictures this video holds, for the
         cost of decoding those few frames (not the file's bytes: a copy or a remux of the same stream matches)."""
@@ -174,7 +209,10 @@ class VideoWriter:
 
     Use as a context manager. Frames stream through a pipe into the ffmpeg binary that imageio-ffmpeg ships; the
     output keeps exactly `fps` (a rational), `width` x `height` (odd sizes too) and every frame written. If
-    `audio_from` has an audio stream, its first one is muxed in, cut to the video's length. Nothing appears at
+    `audio_from` has an audio stream, its first one is muxed in, cut to the video's length. `times` (a
+    variable-frame-rate source's VideoReader.frame_times) gives each frame the source's timestamp instead of the
+    constant rate `fps` (encoded without B-frames, then the packets retimed), so the source's audio stays in sync;
+    when the frames written are not as many as it lists, the output keeps `fps` with a warning. Nothing appears at
     `path` until close() succeeds; an exception in the `with` block kills ffmpeg and leaves no file behind.
     """
 
@@ -187,6 +225,7 @@ class VideoWriter:
         audio_from: str | os.PathLike | None = None,
         crf: int = 18,
         preset: str = "veryfast",
+        times: FrameTimes | None = None,
     ):
         if not isinstance(fps, (Fraction, int)) or fps <= 0:
             raise ValueError(f"fps must be a positive Fraction (exact, like Fraction(24000, 1001)), got {fps!r}")
@@ -200,6 +239,7 @@ class VideoWriter:
             if _has_audio(Path(audio_from)):
                 self._audio_from = Path(audio_from)
         self._fps = Fraction(fps)
+        self._times = times
         self._frames_written = 0
         self._closed = False
         with ExitStack() as cleanup:  # undoes everything at once if a step below fails
@@ -208,6 +248,10 @@ class VideoWriter:
             if self._audio_from is not None:  # the video goes to a hidden scratch file; the mux writes the output
                 self._video = self._output.with_name(f"{self._output.stem}-video{self._output.suffix}")
                 cleanup.callback(self._video.unlink, missing_ok=True)
+            self._encoded = self._video
+            if times is not None:  # encoded at a constant rate into a scratch file, then retimed into _video
+                self._encoded = self._output.with_name(f"{self._output.stem}-cfr{self._output.suffix}")
+                cleanup.callback(self._encoded.unlink, missing_ok=True)
             self._stderr = cleanup.enter_context(tempfile.TemporaryFile())  # a file, not a pipe: cannot fill up
             self._process = subprocess.Popen(
                 self._encode_command(self._fps, width, height, crf, preset),
@@ -229,9 +273,11 @@ class VideoWriter:
             *("-r", f"{fps.numerator}/{fps.denominator}"),  # input-side rational rate: no rounding, no dup/drop
             *("-i", "pipe:0", "-an"),
             *("-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", pix_fmt),
+            # Without B-frames the packets come in presentation order, so _retime can give packet i frame i's time.
+            *(("-bf", "0") if self._times is not None else ()),
             # ffmpeg converts RGB with the BT.601 matrix into limited range; say so, or players assume BT.709 for HD.
             *("-colorspace", "smpte170m", "-color_range", "tv"),
-            str(self._video),
+            str(self._encoded),
         ]
 
     def write(self, frame: np.ndarray) -> None:
@@ -262,6 +308,8 @@ class VideoWriter:
                 pass  # ffmpeg exited early: its exit status and stderr say why
             if self._process.wait() != 0:
                 raise self._ffmpeg_error()
+            if self._encoded != self._video:
+                self._retime()
             if self._audio_from is not None:
                 self._mux_audio()
         except BaseException as error:
@@ -272,6 +320,36 @@ class VideoWriter:
     def _ffmpeg_error(self) -> UserError:
         self._stderr.seek(0)
         return UserError(f"ffmpeg failed writing {self.path}: {_ffmpeg_reason(self._stderr.read())}")
+
+    @property
+    def duration_s(self) -> float:
+        """How long the video written so far lasts: the source's times, or the frames at the constant rate."""
+        if self._times is not None and len(self._times.pts) == self._frames_written:
+            return self._times.duration_s
+        return float(self._frames_written / self._fps)
+
+    def _retime(self) -> None:
+        """Copy the constant-rate encoding into _video with packet i at the source's time of frame i."""
+        times = self._times
+        if len(times.pts) != self._frames_written:
+            log.warning("%s: %d frames written but the source lists %d timestamps; written at a constant %s fps",
+                        self.path, self._frames_written, len(times.pts), self._fps)
+            os.replace(self._encoded, self._video)
+            return
+        ends = (*times.pts[1:], times.end)
+        with av.open(str(self._encoded)) as source, av.open(str(self._video), "w") as target:
+            stream = target.add_stream_from_template(source.streams.video[0])
+            stream.time_base = times.time_base
+            index = 0
+            for packet in source.demux(source.streams.video[0]):
+                if packet.dts is None:  # the empty packet that ends the stream
+                    continue
+                packet.stream = stream
+                packet.time_base = times.time_base
+                packet.pts = packet.dts = times.pts[index]
+                packet.duration = ends[index] - times.pts[index]
+                target.mux(packet)
+                index += 1
 
     def _mux_audio(self) -> None:
         """Copy the video stream and the first audio stream of `audio_from` into the output, cut to the video."""
@@ -285,7 +363,7 @@ class VideoWriter:
                     *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", audio_codec),
                     # Cut the audio at the video's end; never `-shortest`, which drops video frames when the audio
                     # is the shorter stream.
-                    *("-t", f"{float(self._frames_written / self._fps):.6f}"),
+                    *("-t", f"{self.duration_s:.6f}"),
                     str(self._output),
                 ],
                 stdout=subprocess.DEVNULL,

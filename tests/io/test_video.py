@@ -401,3 +401,55 @@ def test_audio_shorter_than_the_video_drops_no_frame(tmp_path, testsrc):
             writer.write(frame)
     assert len(list(VideoReader(out))) == len(frames) == 50
     assert VideoReader(out).info.has_audio
+
+
+# --- variable frame rate ------------------------------------------------------------------------------------
+
+
+def write_vfr(path: Path, frames: list[np.ndarray], pts_ms: list[int]) -> Path:
+    """frames (H, W, 3) encoded with PyAV at the given start times, in milliseconds: a variable-frame-rate video."""
+    height, width, _ = frames[0].shape
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for frame, pts in zip(frames, pts_ms):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return path
+
+
+def decoded_times_s(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return np.array([float(frame.pts * stream.time_base) for frame in container.decode(stream)])
+
+
+def test_a_variable_frame_rate_video_keeps_its_timestamps_and_its_audio_in_sync(tmp_path, ffmpeg):
+    """20 frames of 80 ms, then 20 of 20 ms (2 s; at the average rate of 20 fps frame 20 would start at 1.0 s, not
+    1.6 s): the output's frames start when the source's do, within a tick, and the audio ends with the video."""
+    durations = [80] * 20 + [20] * 20
+    pts = np.concatenate([[0], np.cumsum(durations[:-1])]).tolist()
+    silent = write_vfr(tmp_path / "silent.mp4", make_frames(40, 48, 64), pts)
+    source = ffmpeg(tmp_path / "vfr.mp4", "-i", str(silent), "-f", "lavfi", "-i", "sine=sample_rate=44100",
+                    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-t", "2")
+    reader = VideoReader(source)
+    times = reader.frame_times()
+    assert times is not None and len(times.pts) == 40
+    out = write_video(tmp_path / "out.mp4", read_all(source), fps=reader.info.fps, audio_from=source, times=times)
+    assert sorted(tmp_path.iterdir()) == [out, silent, source]  # no scratch file left
+    expected, got = decoded_times_s(source), decoded_times_s(out)
+    assert len(got) == 40
+    np.testing.assert_allclose(got - got[0], expected - expected[0], atol=float(times.time_base) + 1e-9)
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        video_s = float(video.duration * video.time_base)
+    assert video_s == pytest.approx(2.0, abs=1e-3)
+    assert video_s - 0.05 < audio_duration_s(out) <= video_s + 1024 / 44100 + 1e-6
+    assert_round_trip(read_all(source), read_all(out))
+
+
+def test_a_constant_rate_video_has_no_frame_times(tmp_path, testsrc):
+    assert VideoReader(testsrc(tmp_path / "cfr.mp4", "-c:v", "libx264")).frame_times() is None
