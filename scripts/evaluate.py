@@ -113,6 +113,8 @@ def evaluate_into(folder: Path, args) -> None:
     embedder = FaceEmbedder() if args.source is not None else None
     options = dict(classifier=classifier, faces=faces, labels=labels, progress=not args.quiet, step=args.frame_step,
                    max_frames=args.max_frames, embedder=embedder)
+    # the source first: a source without a face (or unreadable) stops the run before the inputs' work
+    source = evaluate(args.source, **options) if args.source is not None else None
     evaluations = [evaluate(path, **options) for path in args.inputs]
     records = [record for evaluation in evaluations for record in evaluation.records]
     if labels is not None and not any(record.truth for record in records):
@@ -120,7 +122,7 @@ def evaluate_into(folder: Path, args) -> None:
     summary = {"model": args.model, "pretrained": str(args.pretrained) if args.pretrained else None,
                "inputs": [str(path) for path in args.inputs], **summarise(records, classifier.labels, target)}
     if args.source is not None:
-        summary["source"] = compare_to_source(evaluations[0], evaluate(args.source, **options), pixels=True)
+        summary["source"] = compare_to_source(evaluations[0], source, pixels=True)
     written = write_outputs(folder, records, classifier.labels, summary)
     print(format_summary(summary))
     for path in written:

@@ -203,6 +203,19 @@ def test_bad_requests_are_one_line_errors(script, capfd, clip, ffmpeg, tmp_path,
     assert not (tmp_path / "out").exists()  # not even an empty folder is left behind
 
 
+def test_a_source_without_a_face_is_named_before_the_input_is_evaluated(script, capfd, clip, ffmpeg, tmp_path,
+                                                                         monkeypatch):
+    import recognition.evaluate
+
+    evaluated = []
+    real = recognition.evaluate.evaluate
+    monkeypatch.setattr(recognition.evaluate, "evaluate", lambda path, **k: evaluated.append(path) or real(path, **k))
+    faceless = ffmpeg(tmp_path / "faceless.mp4", "-f", "lavfi", "-i", "color=c=gray:size=320x240", "-frames:v", "10")
+    code, err = run(script, capfd, clip, "--source", faceless, "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, "faceless.mp4", "no face found")
+    assert evaluated == [faceless]  # the edited input was never evaluated
+
+
 def test_never_writes_over_an_input(script, capfd, clip, tmp_path):
     local = shutil.copy(clip, tmp_path / "frames.csv")
     code, err = run(script, capfd, local, "--out", tmp_path, "--quiet")
