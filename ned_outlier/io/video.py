@@ -139,17 +139,18 @@ class VideoReader:
         info.fps (a frame more than a quarter of a frame period off), else None: a constant-rate video."""
         with _open(self.path) as container:
             stream = container.streams.video[0]
+            time_base = stream.time_base  # read while open: a closed container's stream may no longer have it
             pts = sorted(packet.pts for packet in container.demux(stream)
                          if packet.pts is not None and not packet.is_discard)
-        if len(pts) < 2:
+        if len(pts) < 2 or time_base is None:
             return None
         ticks = np.asarray(pts, np.int64) - pts[0]
-        seconds = ticks * float(stream.time_base)
+        seconds = ticks * float(time_base)
         period = 1 / self.info.fps_float
         if np.abs(seconds - np.arange(len(ticks)) * period).max() <= period / 4:
             return None
         last = int(ticks[-1] - ticks[-2])  # the last frame lasts as long as the one before it
-        return FrameTimes(tuple(int(t) for t in ticks), Fraction(stream.time_base), int(ticks[-1]) + last)
+        return FrameTimes(tuple(int(t) for t in ticks), Fraction(time_base), int(ticks[-1]) + last)
 
     def fingerprint(self) -> str:
         """sha256 (hex) of the first FINGERPRINT_FRAMES decoded RGB frames: which pictures this video holds, for the
