@@ -390,8 +390,12 @@ def committed_summary(results: dict) -> dict:
         arms[arm] = {f"{measure}_{stat}": values[key] for measure, values in measures.items()
                      for stat, key in (("mean", "mean"), ("sd", "std"))}
         arms[arm]["seeds"] = len(next(iter(measures.values()))["values"])
-    return {"fingerprint": results["fingerprint"], "arms": arms, "code_judge": results["code_judge"],
-            "scorer": results.get("outlier_detection"), "runs": results["runs"], "curves": results["curves"]}
+    paired = {arm: {f"{measure}_minus_plain_{stat}": values[key] for measure, values in measures.items()
+                    for stat, key in (("mean", "mean"), ("sd", "std"))}
+              for arm, measures in paired_differences(results["runs"], _seeds_of(results["runs"])).items()}
+    return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
+            "code_judge": results["code_judge"], "scorer": results.get("outlier_detection"),
+            "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"]}
 
 
 def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
@@ -457,11 +461,33 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
         rows = [runs[f"{arm}/seed{seed}"] for seed in seeds if f"{arm}/seed{seed}" in runs]
         if not rows:
             continue
-        summary[arm] = {measure: {"mean": float(np.mean([r[measure] for r in rows])),
-                                  "std": float(np.std([r[measure] for r in rows])),
-                                  "values": [r[measure] for r in rows]}
-                        for measure in rows[0]}
+        summary[arm] = {measure: _statistics([r[measure] for r in rows]) for measure in rows[0]}
     return summary
+
+
+PAIRED = ("code_judge_target_accuracy", "code_error")  # measures compared seed by seed with plain NED
+
+
+def paired_differences(runs: dict, seeds: tuple[int, ...]) -> dict:
+    """arm -> measure -> {"mean", "std", "values"} of (the arm's run - plain NED's run) over the seeds both have run,
+    for the PAIRED measures (the same seed means the same initial weights, batches and latents)."""
+    differences = {}
+    for arm in ARMS:
+        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"without_lambda/seed{seed}"]) for seed in seeds
+                 if arm != "without_lambda" and f"{arm}/seed{seed}" in runs and f"without_lambda/seed{seed}" in runs]
+        if pairs:
+            differences[arm] = {measure: _statistics([run[measure] - plain[measure] for run, plain in pairs])
+                                for measure in PAIRED}
+    return differences
+
+
+def _seeds_of(runs: dict) -> tuple[int, ...]:
+    """The seeds of runs keyed "<arm>/seed<N>"."""
+    return tuple(sorted({int(key.rsplit("/seed", 1)[1]) for key in runs}))
+
+
+def _statistics(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
 
 
 def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
@@ -497,8 +523,9 @@ def summary_table(path: str | Path | None) -> str:
     if not path.is_file():
         raise UserError(f"no experiment summary at {path}: run scripts/run_ned_experiment.py first")
     committed = json.loads(path.read_text(encoding="utf-8"))
-    seeds = tuple(sorted({int(key.rsplit("/seed", 1)[1]) for key in committed["runs"]}))
-    results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"]}
+    seeds = _seeds_of(committed["runs"])
+    results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"],
+               "paired": paired_differences(committed["runs"], seeds)}
     if committed.get("scorer"):
         results["outlier_detection"] = committed["scorer"]
     return table(results)
@@ -519,6 +546,16 @@ def table(results: dict) -> str:
                  if key in summary.get(arm, {}) else "-" for arm in ARMS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    paired = results.get("paired") or paired_differences(results.get("runs", {}), _seeds_of(results.get("runs", {})))
+    if paired:
+        others = [arm for arm in ARMS if arm in paired]
+        lines += ["| paired difference from plain NED, same seed (mean ± sd) | "
+                  + " | ".join(ARM_NAMES[arm] for arm in others) + " |", "|---" * (len(others) + 1) + "|"]
+        for key, name in (("code_judge_target_accuracy", "target accuracy"), ("code_error", "paired code error")):
+            cells = [f"{paired[arm][key]['mean']:+.3f} ± {paired[arm][key]['std']:.3f} "
+                     f"({', '.join(f'{v:+.3f}' for v in paired[arm][key]['values'])})" for arm in others]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     if "outlier_detection" in results:
         detection = results["outlier_detection"]
         lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "

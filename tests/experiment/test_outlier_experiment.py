@@ -315,3 +315,25 @@ def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
     path.write_text(json.dumps(other))
     _save(results(0), replace(config, summary_file=None), path)
     assert set(json.loads(path.read_text())["runs"]) == {"without_lambda/seed0"}
+
+
+def test_arms_are_compared_with_plain_ned_seed_by_seed(tmp_path):
+    from experiments.outlier_experiment import committed_summary, paired_differences, summary_table
+
+    runs = {f"{arm}/seed{seed}": {"code_judge_target_accuracy": accuracy, "code_error": error}
+            for arm, seed, accuracy, error in [("without_lambda", 0, 0.5, 0.9), ("without_lambda", 1, 0.7, 0.8),
+                                               ("with_lambda", 0, 0.6, 0.7), ("with_lambda", 1, 0.6, 0.9),
+                                               ("oracle_lambda", 1, 0.9, 0.8)]}
+    paired = paired_differences(runs, (0, 1))
+    assert set(paired) == {"with_lambda", "oracle_lambda"}  # plain NED is not compared with itself
+    assert paired["with_lambda"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.1, -0.1])
+    assert paired["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.0)
+    assert paired["with_lambda"]["code_error"]["values"] == pytest.approx([-0.2, 0.1])
+    assert paired["oracle_lambda"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.2])  # seed 1 only
+    results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.8},
+               "summary": summarise_runs(runs, (0, 1))}
+    summary = committed_summary(results)
+    assert summary["paired_vs_plain"]["with_lambda"]["code_error_minus_plain_mean"] == pytest.approx(-0.05)
+    path = tmp_path / "ned_lambda.json"
+    path.write_text(json.dumps(summary))
+    assert "| target accuracy | +0.000 ± 0.100 (+0.100, -0.100) | +0.200 ± 0.000 (+0.200) |" in summary_table(path)
