@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams, VideoMeta
@@ -138,3 +139,21 @@ def _children(pid: int) -> list[int]:
 def per_process_checksums(stdout: str, what: str) -> list[str]:
     """The checksums a training script prints as "<what> checksum per process: a b"."""
     return re.search(rf"{what} checksum per process: (.+)", stdout).group(1).split()
+
+
+@contextlib.contextmanager
+def killed_after_a_checkpoint(trainer_module):
+    """Within the block, `trainer_module`'s runs die (RuntimeError "killed") right after their next resume-state save,
+    as a run killed just after a checkpoint; the block expects that death."""
+    save = trainer_module.save_resume_state
+
+    def save_then_die(accelerator, checkpoints):
+        save(accelerator, checkpoints)
+        raise RuntimeError("killed")
+
+    trainer_module.save_resume_state = save_then_die
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            yield
+    finally:
+        trainer_module.save_resume_state = save

@@ -12,7 +12,7 @@ from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.checkpoint import load_ned
 from ned_outlier.manipulator.ned.trainer import decay_factor, load_ned_config, train_ned
 from ned_outlier.reconstruction.params import ParamSchema
-from tests.factories import launch_two_cpu_processes, per_process_checksums
+from tests.factories import killed_after_a_checkpoint, launch_two_cpu_processes, per_process_checksums
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -65,23 +65,15 @@ def test_resumed_run_equals_an_uninterrupted_one(synthmead, tmp_path):
     assert resumed.checksum == whole.checksum
 
 
-def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(synthmead, tmp_path, monkeypatch):
+def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(synthmead, tmp_path):
     """train.checkpoint_every: the resume state saved inside an epoch gives back the uninterrupted run exactly (the
     loaders' own generators keep the latents' random stream where the checkpoint left it)."""
     import ned_outlier.manipulator.ned.trainer as trainer
 
     settings = ("train.epochs=2", "train.decay_epochs=0", "train.batch_size=8", "train.checkpoint_every=3")
     whole = train_ned(tiny(synthmead, tmp_path / "whole", *settings), progress=False)
-    save = trainer.save_resume_state
-
-    def save_then_die(accelerator, checkpoints):
-        save(accelerator, checkpoints)
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(trainer, "save_resume_state", save_then_die)
-    with pytest.raises(RuntimeError, match="killed"):  # dies right after the checkpoint at iteration 3
+    with killed_after_a_checkpoint(trainer):  # dies right after the checkpoint at iteration 3
         train_ned(tiny(synthmead, tmp_path / "parts", *settings), progress=False)
-    monkeypatch.setattr(trainer, "save_resume_state", save)
     resumed = train_ned(tiny(synthmead, tmp_path / "parts", *settings), progress=False)
     assert resumed.checksum == whole.checksum
 

@@ -17,7 +17,7 @@ from recognition.data.llm_targets import write_llm_targets
 from ned_outlier.config import parse_overrides
 from recognition.training.config import load_training_config
 from recognition.training.trainer import train
-from tests.factories import launch_two_cpu_processes, per_process_checksums
+from tests.factories import killed_after_a_checkpoint, launch_two_cpu_processes, per_process_checksums
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,8 +98,7 @@ def test_a_crafted_pickle_in_the_resume_state_is_refused_and_runs_no_code(tmp_pa
     assert not marker.exists()
 
 
-def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(tmp_path, colour_faces,
-                                                                               monkeypatch):
+def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(tmp_path, colour_faces):
     """train.checkpoint_every: the state saved inside an epoch gives back the uninterrupted run exactly, with random
     flips (drawn per sample, epoch and seed, so the loader's fetching ahead does not move them) and dropout."""
     import recognition.training.trainer as trainer
@@ -110,16 +109,8 @@ def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(t
         return load_training_config(write_config(path, text))
 
     straight = train(config(tmp_path / "straight"))
-    save = trainer.save_resume_state
-
-    def save_then_die(accelerator, checkpoints):
-        save(accelerator, checkpoints)
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(trainer, "save_resume_state", save_then_die)
-    with pytest.raises(RuntimeError, match="killed"):  # dies right after the checkpoint at iteration 2
+    with killed_after_a_checkpoint(trainer):  # dies right after the checkpoint at iteration 2
         train(config(tmp_path / "resumed"))
-    monkeypatch.setattr(trainer, "save_resume_state", save)
     resumed = train(config(tmp_path / "resumed"))
     expected, got = load_file(straight.model_path), load_file(resumed.model_path)
     assert [key for key in expected if not torch.equal(got[key], expected[key])] == []
