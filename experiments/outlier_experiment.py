@@ -127,20 +127,19 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
     return made
 
 
-def neutral_baselines(windows, relative: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(N,) actor of each window and actor -> (C,) mean code over that actor's neutral windows (zeros for every actor
-    when not `relative`: the judge then reads the codes as they are). UserError for an actor without neutral
-    windows."""
-    actor, means = actor_neutral_codes(windows)
-    return actor, means if relative else {name: np.zeros(windows.codes.shape[2], np.float32) for name in means}
+def judge_baselines(neutrals: dict[str, np.ndarray], relative: bool = True) -> dict[str, np.ndarray]:
+    """actor -> (C,) what the judge reads each actor's codes relative to: its mean neutral code (`neutrals`, from
+    actor_neutral_codes), or zeros for every actor when not `relative` (the judge then reads the codes as they
+    are)."""
+    return neutrals if relative else {name: np.zeros_like(code) for name, code in neutrals.items()}
 
 
-def code_spread(windows) -> dict[str, float]:
-    """How much of the codes is the person: the standard deviation over actors of their mean neutral codes, and
-    that of all frames' codes, each averaged over the components."""
-    means = np.stack(list(actor_neutral_codes(windows)[1].values()))
+def code_spread(neutrals: dict[str, np.ndarray], codes: np.ndarray) -> dict[str, float]:
+    """How much of the codes is the person: the standard deviation over actors of their mean neutral codes
+    (`neutrals`), and that of all frames' codes (N, T, C), each averaged over the components."""
+    means = np.stack(list(neutrals.values()))
     return {"actors_neutral_sd": float(means.std(axis=0).mean()),
-            "codes_sd": float(windows.codes.reshape(-1, windows.codes.shape[2]).std(axis=0).mean())}
+            "codes_sd": float(codes.reshape(-1, codes.shape[2]).std(axis=0).mean())}
 
 
 def clean_mask(windows, truths: dict) -> np.ndarray:
@@ -288,14 +287,15 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
     test_windows = build_windows(test_clips, test_paths, root, config.emotions)
     clean = clean_mask(train_windows, truth_by_path)
-    train_actor, baselines = neutral_baselines(train_windows, config.judge_relative)
-    test_actor, test_baselines = neutral_baselines(test_windows, config.judge_relative)
+    train_actor, train_neutrals = actor_neutral_codes(train_windows)
+    test_actor, test_neutrals = actor_neutral_codes(test_windows)  # also for networks trained relative to them
+    baselines = judge_baselines(train_neutrals, config.judge_relative)
+    test_baselines = judge_baselines(test_neutrals, config.judge_relative)
     judge = cached_code_classifier(
         out / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions),
         hidden=config.judge_hidden, baseline=np.stack([baselines[a] for a in train_actor[clean]]))
     test_baseline = np.stack([test_baselines[a] for a in test_actor])
-    test_neutrals = actor_neutral_codes(test_windows)[1]  # for networks trained relative to them
-    results["code_spread"] = code_spread(train_windows)
+    results["code_spread"] = code_spread(train_neutrals, train_windows.codes)
     held = clean_mask(test_windows, truth_by_path)
     held_out, held_out_baseline = test_windows.codes[held], test_baseline[held]
     held_out_neutral = np.stack([test_neutrals[a] for a in test_actor])[held]
@@ -392,7 +392,7 @@ def committed_summary(results: dict) -> dict:
         arms[arm]["seeds"] = len(next(iter(measures.values()))["values"])
     paired = {arm: {f"{measure}_minus_plain_{stat}": values[key] for measure, values in measures.items()
                     for stat, key in (("mean", "mean"), ("sd", "std"))}
-              for arm, measures in paired_differences(results["runs"], _seeds_of(results["runs"])).items()}
+              for arm, measures in paired_differences(results["runs"]).items()}
     return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
             "code_judge": results["code_judge"], "scorer": results.get("outlier_detection"),
             "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"]}
@@ -468,12 +468,12 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
 PAIRED = ("code_judge_target_accuracy", "code_error")  # measures compared seed by seed with plain NED
 
 
-def paired_differences(runs: dict, seeds: tuple[int, ...]) -> dict:
+def paired_differences(runs: dict) -> dict:
     """arm -> measure -> {"mean", "std", "values"} of (the arm's run - plain NED's run) over the seeds both have run,
     for the PAIRED measures (the same seed means the same initial weights, batches and latents)."""
     differences = {}
     for arm in ARMS:
-        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"without_lambda/seed{seed}"]) for seed in seeds
+        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"without_lambda/seed{seed}"]) for seed in _seeds_of(runs)
                  if arm != "without_lambda" and f"{arm}/seed{seed}" in runs and f"without_lambda/seed{seed}" in runs]
         if pairs:
             differences[arm] = {measure: _statistics([run[measure] - plain[measure] for run, plain in pairs])
@@ -525,7 +525,7 @@ def summary_table(path: str | Path | None) -> str:
     committed = json.loads(path.read_text(encoding="utf-8"))
     seeds = _seeds_of(committed["runs"])
     results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"],
-               "paired": paired_differences(committed["runs"], seeds)}
+               "runs": committed["runs"]}
     if committed.get("scorer"):
         results["outlier_detection"] = committed["scorer"]
     return table(results)
@@ -546,7 +546,7 @@ def table(results: dict) -> str:
                  if key in summary.get(arm, {}) else "-" for arm in ARMS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    paired = results.get("paired") or paired_differences(results.get("runs", {}), _seeds_of(results.get("runs", {})))
+    paired = paired_differences(results.get("runs", {}))
     if paired:
         others = [arm for arm in ARMS if arm in paired]
         lines += ["| paired difference from plain NED, same seed (mean ± sd) | "

@@ -239,9 +239,9 @@ def edit_video(
 ) -> EditReport:
     """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
     original | edited `preview`). `params` reuses a saved reconstruction of `video` (UserError when it is of another
-video: `FaceParams.require_source`). `manipulator`: an object with
-    NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
-    (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer)."""
+    video: `FaceParams.require_source`). `manipulator`: an object with NedManipulator's target_codes (None: the `facs`
+    prototypes of `config`). `neural_renderer`: a LoadedRenderer (renderer/neural/checkpoint.py) trained on this
+    actor (None: the `warp` renderer)."""
     inputs = [video] + ([reference] if reference is not None else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)

@@ -181,15 +181,12 @@ def test_window_target_accuracy_rewards_translations_that_follow_the_target():
 
 
 def test_without_judge_relative_every_baseline_is_zero():
-    from types import SimpleNamespace
+    from experiments.outlier_experiment import judge_baselines
 
-    from experiments.outlier_experiment import neutral_baselines
-
-    windows = SimpleNamespace(codes=np.full((2, 2, 3), 4.0, np.float32), clip=np.array([0, 1]),
-                              clip_paths=("A/x.mp4", "B/y.mp4"), emotion=np.array([0, 0]), emotions=("neutral",))
-    actor, baselines = neutral_baselines(windows, relative=False)
-    assert list(actor) == ["A", "B"] and all(np.array_equal(b, np.zeros(3)) for b in baselines.values())
-    assert neutral_baselines(windows)[1]["A"] == pytest.approx([4.0, 4.0, 4.0])
+    neutrals = {"A": np.full(3, 4.0, np.float32), "B": np.full(3, 4.0, np.float32)}
+    baselines = judge_baselines(neutrals, relative=False)
+    assert sorted(baselines) == ["A", "B"] and all(np.array_equal(b, np.zeros(3)) for b in baselines.values())
+    assert judge_baselines(neutrals)["A"] == pytest.approx([4.0, 4.0, 4.0])
 
 
 def test_a_relative_judge_reads_a_new_identity_that_the_raw_codes_hide():
@@ -287,12 +284,13 @@ def test_code_spread_compares_the_actors_resting_codes_with_all_codes():
     from types import SimpleNamespace
 
     from experiments.outlier_experiment import code_spread
+    from ned_outlier.data.ned_windows import actor_neutral_codes
 
     codes = np.zeros((4, 2, 1), np.float32)
     codes[:, :, 0] = [[0, 0], [4, 4], [2, 2], [6, 6]]  # actor A neutral 0, happy 4; actor B neutral 2, happy 6
     windows = SimpleNamespace(codes=codes, clip=np.array([0, 0, 1, 1]), emotion=np.array([0, 1, 0, 1]),
                               clip_paths=("A/a.mp4", "B/b.mp4"), emotions=("neutral", "happy"))
-    spread = code_spread(windows)
+    spread = code_spread(actor_neutral_codes(windows)[1], windows.codes)
     assert spread["actors_neutral_sd"] == pytest.approx(1.0)  # neutral means 0 and 2
     assert spread["codes_sd"] == pytest.approx(np.std([0, 0, 4, 4, 2, 2, 6, 6]))
 
@@ -324,7 +322,7 @@ def test_arms_are_compared_with_plain_ned_seed_by_seed(tmp_path):
             for arm, seed, accuracy, error in [("without_lambda", 0, 0.5, 0.9), ("without_lambda", 1, 0.7, 0.8),
                                                ("with_lambda", 0, 0.6, 0.7), ("with_lambda", 1, 0.6, 0.9),
                                                ("oracle_lambda", 1, 0.9, 0.8)]}
-    paired = paired_differences(runs, (0, 1))
+    paired = paired_differences(runs)
     assert set(paired) == {"with_lambda", "oracle_lambda"}  # plain NED is not compared with itself
     assert paired["with_lambda"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.1, -0.1])
     assert paired["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.0)
