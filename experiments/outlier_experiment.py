@@ -4,9 +4,10 @@ identities.
     result = run_experiment(load_experiment_config("configs/ned/experiment.yaml"))
 
 Steps (each result kept in output_dir, so an interrupted run resumes):
-0. `prepare_inputs`: SynthMEAD (scripts/make_synthmead.py's build, from `synthmead_config`) and its lambda table
-   (scripts/score_outliers.py's scoring, from `scoring_config`), each made only where it is missing.
-1. lambda's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
+0. `prepare_inputs`: SynthMEAD (scripts/make_synthmead.py's build, from `synthmead_config`) and each scorer's lambda
+   table (scripts/score_outliers.py's scoring, from its `scoring_config`; for caption-CLIP, trained here, its
+   emotion set and training first), each made only where it is missing.
+1. Each scorer's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
    truth (SynthMEAD's ambiguous and wrongly labelled clips, and neutral onset/offset windows), over the training
    actors' emotional windows.
 2. A parameter-space judge (code_classifier.py) trained on the clean, expressive windows of the training actors
@@ -14,9 +15,10 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    With `judge_relative` it reads each window relative to its person's mean neutral code (the mean over that
    actor's neutral windows; for a test actor, the sources' own neutral clips), which takes out most of what the
    reconstruction's codes carry of identity.
-3. For each seed and arm (`arms`), NED trained with lambda, without it, with every window weighted by the mean lambda
-   (a control: the same overall loss scale as with lambda, without choosing between windows) and with SynthMEAD's
-   truth as lambda (the oracle: 0 for a true outlier, 1 otherwise), identical otherwise. Each finished run is kept
+3. For each seed and arm (`arms`), NED trained without lambda (`none`), with a scorer's lambda (`lambda_<scorer>`),
+   with every window weighted by a scorer's mean lambda (`mean_<scorer>`: a control with the same overall weight,
+   without choosing between windows) and with SynthMEAD's truth as lambda (`oracle`: 0 for a true outlier, 1
+   otherwise), identical otherwise. Each finished run is kept
    in output_dir/results.json and in `summary_file` (committed), and skipped when the experiment runs again.
 4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
@@ -35,12 +37,12 @@ import fcntl
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ned_outlier.config import load_config, repo_path
+from ned_outlier.config import from_dict, load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import (SCORES_SUMMARY, actor_neutral_codes, build_windows, clip_codes,
                                           read_lambda_table, reconstruct_clips, reconstruct_videos)
@@ -53,26 +55,42 @@ from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 from experiments.code_classifier import cached_code_classifier
 
 LOG = logging.getLogger(__name__)
-ARMS = ("with_lambda", "without_lambda", "uniform_lambda", "oracle_lambda")
-ARM_NAMES = {"with_lambda": "NED + lambda", "without_lambda": "NED (no lambda)",
-             "oracle_lambda": "NED + truth as lambda (oracle)",
-             "uniform_lambda": "NED + mean lambda for all (control)"}
+NO_LAMBDA, ORACLE = "none", "oracle"
+"""The arms that need no scorer: plain NED, and SynthMEAD's truth as lambda. Every scorer S of `scorers` adds the
+arms lambda_S (its lambda) and mean_S (the control: every window at S's mean lambda)."""
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """One scorer of the experiment. lambdas: its windows.csv (scripts/score_outliers.py's table), made with
+    scoring_config where missing. A scorer trained here (caption-CLIP: no pretrained CLIP offline) also names how:
+    emotion_set_config / emotion_set: scripts/make_emotion_set.py's config and output folder, training_config:
+    scripts/train_recognition.py's config, whose model is scoring_config's `pretrained`; each made where missing."""
+
+    lambdas: str
+    scoring_config: str
+    emotion_set_config: str | None = None
+    emotion_set: str | None = None
+    training_config: str | None = None
+
+
+DEFAULT_SCORERS = {"fer": {"lambdas": "out/synthmead_lambda/windows.csv",
+                           "scoring_config": "configs/ned/score_outliers.yaml"}}
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """data / params_cache / lambdas: SynthMEAD, its reconstructions, scripts/score_outliers.py's windows.csv;
-    synthmead_config / scoring_config: how `prepare_inputs` makes data and lambdas when they are missing;
+    """data / params_cache: SynthMEAD and its reconstructions; synthmead_config: how `prepare_inputs` makes data
+    when it is missing; scorers: name -> ScorerSpec's keys (a mapping: its lambda table and how it is made);
     training_config: the NED training YAML every arm uses (its data section is overridden here), with
     training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it; judge_relative / judge_hidden: the code
-    judge reads codes relative to each person's mean neutral code / its GRU width; arms: which of ARMS run;
+    judge reads codes relative to each person's mean neutral code / its GRU width; arms: which of `valid_arms` run;
     summary_file: the committed summary (None: none), whose finished runs are skipped."""
 
     data: str = "out/synthmead"
     params_cache: str = "out/synthmead_params"
-    lambdas: str = "out/synthmead_lambda/windows.csv"
+    scorers: dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_SCORERS))
     synthmead_config: str = "configs/ned/synthmead.yaml"
-    scoring_config: str = "configs/ned/score_outliers.yaml"
     output_dir: str = "out/ned_experiment"
     training_config: str = "configs/ned/experiment_training.yaml"
     training_overrides: tuple[str, ...] = ()
@@ -83,18 +101,50 @@ class ExperimentConfig:
     reconstruct_config: str = "configs/reconstruct/default.yaml"
     judge_relative: bool = True
     judge_hidden: int = 64
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[str, ...] = (NO_LAMBDA, "lambda_fer", "mean_fer", ORACLE)
     summary_file: str | None = "docs/results/ned_lambda.json"
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.arms) - set(ARMS))
+        for name in self.scorers:
+            self.scorer(name)  # a UserError naming the key when a scorer's settings are wrong
+        unknown = [arm for arm in self.arms if arm not in self.valid_arms]
         if unknown or not self.arms:
-            raise ValueError(f"arms must be some of {', '.join(ARMS)}, not {', '.join(unknown) or 'none'}")
+            raise ValueError(f"arms must be some of {', '.join(self.valid_arms)}, not {', '.join(unknown) or 'none'}")
+
+    def scorer(self, name: str) -> ScorerSpec:
+        return from_dict(ScorerSpec, self.scorers[name], f"scorers.{name}")
 
     @property
-    def needs_lambdas(self) -> bool:
-        """Whether an arm uses the lambda table (plain NED alone does not)."""
-        return any(arm != "without_lambda" for arm in self.arms)
+    def valid_arms(self) -> tuple[str, ...]:
+        return (NO_LAMBDA, *(f"lambda_{name}" for name in self.scorers), ORACLE,
+                *(f"mean_{name}" for name in self.scorers))
+
+    @property
+    def scorers_used(self) -> tuple[str, ...]:
+        """The scorers whose lambda tables the arms need: those of the lambda_ and mean_ arms, and for the oracle
+        (which reweights a table's windows by the truth) the first scorer of `scorers`."""
+        names = [arm.split("_", 1)[1] for arm in self.arms if arm.startswith(("lambda_", "mean_"))]
+        if ORACLE in self.arms:
+            names.append(next(iter(self.scorers), None))
+        if None in names:
+            raise UserError("the oracle arm reweights a scorer's lambda table: give at least one scorer")
+        return tuple(dict.fromkeys(names))
+
+
+def arm_name(arm: str) -> str:
+    """The table's column title of an arm."""
+    if arm == NO_LAMBDA:
+        return "NED (no lambda)"
+    if arm == ORACLE:
+        return "NED + truth as lambda (oracle)"
+    kind, scorer = arm.split("_", 1)
+    return f"NED + {scorer} lambda" if kind == "lambda" else f"NED + {scorer}'s mean lambda for all (control)"
+
+
+def arm_order(arms) -> list[str]:
+    """Arms in the tables' order: plain NED, the scorers' lambdas, the oracle, the controls."""
+    rank = {NO_LAMBDA: 0, ORACLE: 2}
+    return sorted(arms, key=lambda arm: (rank.get(arm, 1 if arm.startswith("lambda_") else 3), arm))
 
 
 def load_experiment_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -102,29 +152,65 @@ def load_experiment_config(path: str | Path, overrides: list[str] | None = None)
 
 
 def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
-    """Make SynthMEAD in `data` unless its truth.csv is there, then score it into `lambdas` unless that file is
-    there (as scripts/make_synthmead.py and scripts/score_outliers.py do). Returns the folders written."""
+    """Make SynthMEAD in `data` unless its truth.csv is there, then each lambda table the arms use unless it is
+    there (as scripts/make_synthmead.py and scripts/score_outliers.py do), with its scorer's emotion set and model
+    first where the scorer is trained here and they are missing. Returns the folders written."""
     from ned_outlier.data.synthmead import build_synthmead, load_synth_config
-    from ned_outlier.face.finder import FaceFinder
-    from recognition import create_model
-    from recognition.outlier_scoring import load_scoring_config, score_clips, write_scores
 
-    root, lambdas, made = Path(config.data), Path(config.lambdas), []
+    root, made = Path(config.data), []
     if not (root / "truth.csv").is_file():
         if root.is_dir() and any(root.iterdir()):
             raise UserError(f"{root} has files but no truth.csv (an unfinished SynthMEAD?): remove it and run again, "
                             "or point `data` at a finished set")
         build_synthmead(load_synth_config(repo_path(config.synthmead_config)), root, progress)
         made.append(root)
-    if config.needs_lambdas and not lambdas.is_file():
-        if lambdas.name != "windows.csv":
-            raise UserError(f"lambdas must name a windows.csv (the scorer's table), not {lambdas}")
-        scoring = load_scoring_config(repo_path(config.scoring_config))
-        classifier = create_model(scoring.model_name, pretrained=scoring.pretrained, **scoring.options)
-        scores = score_clips(scan_mead(root, scoring.mead), classifier, FaceFinder(), scoring, progress)
-        write_scores(scores, root, lambdas.parent, scoring, scoring.model_name)
-        made.append(lambdas.parent)
+    for name in config.scorers_used:
+        made += _prepare_scorer(name, config.scorer(name), root, progress)
     return made
+
+
+def _prepare_scorer(name: str, spec: ScorerSpec, root: Path, progress: bool) -> list[Path]:
+    """Make `spec`'s lambda table of SynthMEAD `root` where it is missing (and, for a scorer trained here, its
+    emotion set and model where they are missing); the folders written."""
+    from ned_outlier.face.finder import FaceFinder
+    from recognition import create_model
+    from recognition.outlier_scoring import load_scoring_config, score_clips, write_scores
+
+    lambdas, made = Path(spec.lambdas), []
+    if lambdas.is_file():
+        return made
+    if lambdas.name != "windows.csv":
+        raise UserError(f"scorers.{name}.lambdas must name a windows.csv (the scorer's table), not {lambdas}")
+    scoring = load_scoring_config(repo_path(spec.scoring_config))
+    if scoring.pretrained is not None and not Path(scoring.pretrained).is_file():
+        if spec.training_config is None:
+            raise UserError(f"scorer {name}: {scoring.pretrained} ({spec.scoring_config}'s pretrained) is missing "
+                            f"and scorers.{name} names no training_config to make it")
+        made += _train_scorer(name, spec, progress)
+    classifier = create_model(scoring.model_name, pretrained=scoring.pretrained, **scoring.options)
+    scores = score_clips(scan_mead(root, scoring.mead), classifier, FaceFinder(), scoring, progress)
+    write_scores(scores, root, lambdas.parent, scoring, scoring.model_name)
+    return [*made, lambdas.parent]
+
+
+def _train_scorer(name: str, spec: ScorerSpec, progress: bool) -> list[Path]:
+    """Train a scorer made here (scripts/train_recognition.py with spec.training_config), on its emotion set
+    (scripts/make_emotion_set.py with spec.emotion_set_config into spec.emotion_set, made where it has no
+    manifest.csv); the folders written."""
+    from recognition.data.synthetic import build_emotion_set, load_set_config
+    from recognition.training.config import load_training_config
+    from recognition.training.trainer import train
+
+    made = []
+    if spec.emotion_set_config is not None:
+        if spec.emotion_set is None:
+            raise UserError(f"scorers.{name}: emotion_set_config needs emotion_set (the folder it is written to)")
+        folder = Path(spec.emotion_set)
+        if not (folder / "manifest.csv").is_file():
+            build_emotion_set(load_set_config(repo_path(spec.emotion_set_config)), folder, progress=progress)
+            made.append(folder)
+    result = train(load_training_config(repo_path(spec.training_config)))
+    return [*made, Path(result.model_path).parent]
 
 
 def judge_baselines(neutrals: dict[str, np.ndarray], relative: bool = True) -> dict[str, np.ndarray]:
@@ -264,19 +350,22 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if missing:
         raise UserError(f"test actors {', '.join(missing)} are not in {root} (its actors: {', '.join(actors)})")
     train_actors = tuple(a for a in actors if a not in config.test_actors)
-    results: dict = {"config": asdict(config), "train_actors": list(train_actors),
-                     "fingerprint": experiment_fingerprint(config), "runs": {}, "curves": {}}
+    tables = arm_tables(config, out, truths)
+    fingerprint = experiment_fingerprint(config)
+    results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
+                     "arm_fingerprints": {arm: arm_fingerprint(fingerprint, table) for arm, table in tables.items()},
+                     "runs": {}, "curves": {}, "run_fingerprints": {}}
     previous = out / "results.json"
     # finished runs of this setting (curves: the judge's target accuracy on held-out windows per epoch), before any
     # work, so that a committed summary of another setting stops the run at once
     for earlier, keep in ((config.summary_file, True), (previous, False)):
-        earlier_runs, earlier_curves = finished_runs(earlier, results["fingerprint"], keep)
-        results["runs"].update(earlier_runs)
-        results["curves"].update(earlier_curves)
+        merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep))
     runs, curves = results["runs"], results["curves"]
-    if config.needs_lambdas:
-        lambdas = read_lambda_table(config.lambdas)
-        results["outlier_detection"] = outlier_detection(lambdas.weights, truths, set(train_actors), lambdas.window)
+    results["outlier_detection"] = {}
+    for name in config.scorers_used:
+        lambdas = read_lambda_table(config.scorer(name).lambdas)
+        results["outlier_detection"][name] = outlier_detection(lambdas.weights, truths, set(train_actors),
+                                                               lambdas.window)
 
     reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
     train_clips = scan_mead(root, MeadSelection(train_actors))
@@ -314,11 +403,6 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     edit = load_edit_config()
     edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
-    tables = {"with_lambda": config.lambdas, "without_lambda": "null"}
-    if "uniform_lambda" in config.arms:
-        tables["uniform_lambda"] = uniform_table(config.lambdas, out / "uniform_lambda")
-    if "oracle_lambda" in config.arms:
-        tables["oracle_lambda"] = oracle_table(config.lambdas, out / "oracle_lambda", truths)
     for seed in config.seeds:
         for arm in config.arms:
             key = f"{arm}/seed{seed}"
@@ -326,7 +410,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                 continue
             overrides = [f"data.root={root}", f"data.cache={config.params_cache}",
                          f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
-                         f"data.lambdas={tables[arm]}",
+                         f"data.lambdas={tables[arm] or 'null'}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
                          f"train.output_dir={out / arm / f'seed{seed}'}", *config.training_overrides]
             training = load_ned_config(repo_path(config.training_config), overrides)
@@ -339,6 +423,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
                 runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
                                         twins, test_baselines, test_neutrals)
+            results["run_fingerprints"][key] = results["arm_fingerprints"][arm]
             _save(results, config, previous)
     _save(results, config, previous)
     if curves:
@@ -346,18 +431,31 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     return results
 
 
+def arm_tables(config: ExperimentConfig, out: Path, truths: list) -> dict[str, Path | None]:
+    """arm -> the lambda table it trains on (None: plain NED): a scorer's own table, or one written into out/<arm>/
+    from it (the control's mean, the oracle's truth)."""
+    tables = {}
+    for arm in config.arms:
+        if arm == NO_LAMBDA:
+            tables[arm] = None
+        elif arm == ORACLE:
+            tables[arm] = oracle_table(config.scorer(next(iter(config.scorers))).lambdas, out / arm, truths)
+        else:
+            kind, scorer = arm.split("_", 1)
+            lambdas = config.scorer(scorer).lambdas
+            tables[arm] = Path(lambdas) if kind == "lambda" else uniform_table(lambdas, out / arm)
+    return tables
+
+
 def experiment_fingerprint(config: ExperimentConfig) -> str:
-    """sha256 of what decides the runs' results: SynthMEAD's truth.csv, the training, SynthMEAD, scoring and
-    reconstruction configs, the lambda table where an arm uses it, and the experiment's own settings (not its
-    paths, seeds or arms). Runs of another fingerprint are never reused."""
+    """sha256 of what decides every arm's results: SynthMEAD's truth.csv, the training, SynthMEAD and reconstruction
+    configs and the experiment's own settings (not its paths, seeds, scorers or arms). Each arm adds its lambda
+    table (arm_fingerprint). Runs of another fingerprint are never reused."""
     import hashlib
 
     digest = hashlib.sha256()
-    files = [Path(config.data) / "truth.csv", repo_path(config.training_config), repo_path(config.synthmead_config),
-             repo_path(config.reconstruct_config)]
-    if config.needs_lambdas:
-        files += [repo_path(config.scoring_config), Path(config.lambdas)]
-    for path in files:
+    for path in (Path(config.data) / "truth.csv", repo_path(config.training_config),
+                 repo_path(config.synthmead_config), repo_path(config.reconstruct_config)):
         digest.update(path.read_bytes())
     settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden,
                 config.training_overrides)
@@ -365,26 +463,64 @@ def experiment_fingerprint(config: ExperimentConfig) -> str:
     return digest.hexdigest()
 
 
-def finished_runs(path: str | Path | None, fingerprint: str, keep: bool = False) -> tuple[dict, dict]:
-    """(runs, curves) of the results file at `path` (results.json or the committed summary) when it was made with
-    this fingerprint; ({}, {}) when it is missing, and with a warning when it is of another setting, or, with
-    `keep` (a file that must not be overwritten: the committed summary), a UserError."""
+def arm_fingerprint(fingerprint: str, table: str | Path | None) -> str:
+    """sha256 of the experiment's fingerprint and what an arm trains on of its lambda table (None: none): each
+    window's lambda, the window and the hop (not the file's other columns, so that the oracle's table is the same
+    whichever scorer's windows it reweights)."""
+    import hashlib
+
+    digest = hashlib.sha256(fingerprint.encode())
+    if table is not None:
+        lambdas = read_lambda_table(table)
+        digest.update(repr((lambdas.window, lambdas.hop, sorted(lambdas.weights.items()))).encode())
+    return digest.hexdigest()
+
+
+def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: dict[str, str],
+                  keep: bool = False) -> dict:
+    """{"runs", "curves", "run_fingerprints"} of the results file at `path` (results.json or the committed summary)
+    made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another lambda
+    table (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning when it
+    or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
+    a UserError."""
+    empty = {"runs": {}, "curves": {}, "run_fingerprints": {}}
     if not path or not Path(path).is_file():
-        return {}, {}
+        return empty
     earlier = json.loads(Path(path).read_text(encoding="utf-8"))
     if earlier.get("fingerprint") != fingerprint:
         if keep:
-            raise UserError(f"{path} holds the runs of another setting (data, configs or lambdas differ): give this "
-                            "one its own file (--set summary_file=PATH, or null for none) or remove that one")
-        LOG.warning("%s holds runs of another setting (data, configs or lambdas differ): not reused", path)
-        return {}, {}
-    return earlier.get("runs", {}), earlier.get("curves", {})
+            raise UserError(f"{path} holds the runs of another setting (data or configs differ): give this one its "
+                            "own file (--set summary_file=PATH, or null for none) or remove that one")
+        LOG.warning("%s holds runs of another setting (data or configs differ): not reused", path)
+        return empty
+    kept = {"runs": {}, "curves": {}, "run_fingerprints": {}}
+    stored = earlier.get("run_fingerprints", {})
+    for key, run in earlier.get("runs", {}).items():
+        arm = key.rsplit("/seed", 1)[0]
+        if arm in arm_fingerprints and stored.get(key) != arm_fingerprints[arm]:
+            if keep:
+                raise UserError(f"{path}: its run {key} was trained on another lambda table than {arm}'s now: "
+                                "remove that arm's runs from it, or give this setting its own summary_file")
+            LOG.warning("%s: run %s was trained on another lambda table: not reused", path, key)
+            continue
+        kept["runs"][key] = run
+        kept["run_fingerprints"][key] = stored.get(key)
+        if key in earlier.get("curves", {}):
+            kept["curves"][key] = earlier["curves"][key]
+    return kept
+
+
+def merge_runs(results: dict, earlier: dict) -> None:
+    """Add finished_runs' runs, curves and run fingerprints to `results`, keeping those it already has."""
+    for part in ("runs", "curves", "run_fingerprints"):
+        for key, value in earlier[part].items():
+            results.setdefault(part, {}).setdefault(key, value)
 
 
 def committed_summary(results: dict) -> dict:
     """The small summary kept in git (docs/results/ned_lambda.json): per arm the mean and standard deviation of
     every measure over its seeds, the per-seed runs and curves (so that a later session resumes), the judge and,
-    where lambda was scored, the scorer's outlier detection."""
+    where lambda was scored, each scorer's outlier detection."""
     arms = {}
     for arm, measures in results.get("summary", {}).items():
         arms[arm] = {f"{measure}_{stat}": values[key] for measure, values in measures.items()
@@ -394,8 +530,9 @@ def committed_summary(results: dict) -> dict:
                     for stat, key in (("mean", "mean"), ("sd", "std"))}
               for arm, measures in paired_differences(results["runs"]).items()}
     return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
-            "code_judge": results["code_judge"], "scorer": results.get("outlier_detection"),
-            "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"]}
+            "code_judge": results["code_judge"], "scorers": results.get("outlier_detection") or None,
+            "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"],
+            "run_fingerprints": results.get("run_fingerprints", {})}
 
 
 def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
@@ -455,9 +592,9 @@ def _rewritten_table(lambdas: str, folder: Path, weights) -> Path:
 
 
 def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
-    """arm -> measure -> {"mean", "std", "values"} over the seeds that have run."""
+    """arm -> measure -> {"mean", "std", "values"} over the seeds that have run, arms in arm_order."""
     summary = {}
-    for arm in ARMS:
+    for arm in arm_order(_arms_of(runs)):
         rows = [runs[f"{arm}/seed{seed}"] for seed in seeds if f"{arm}/seed{seed}" in runs]
         if not rows:
             continue
@@ -472,13 +609,18 @@ def paired_differences(runs: dict) -> dict:
     """arm -> measure -> {"mean", "std", "values"} of (the arm's run - plain NED's run) over the seeds both have run,
     for the PAIRED measures (the same seed means the same initial weights, batches and latents)."""
     differences = {}
-    for arm in ARMS:
-        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"without_lambda/seed{seed}"]) for seed in _seeds_of(runs)
-                 if arm != "without_lambda" and f"{arm}/seed{seed}" in runs and f"without_lambda/seed{seed}" in runs]
+    for arm in arm_order(set(_arms_of(runs)) - {NO_LAMBDA}):
+        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"{NO_LAMBDA}/seed{seed}"]) for seed in _seeds_of(runs)
+                 if f"{arm}/seed{seed}" in runs and f"{NO_LAMBDA}/seed{seed}" in runs]
         if pairs:
             differences[arm] = {measure: _statistics([run[measure] - plain[measure] for run, plain in pairs])
                                 for measure in PAIRED}
     return differences
+
+
+def _arms_of(runs: dict) -> set[str]:
+    """The arms of runs keyed "<arm>/seed<N>"."""
+    return {key.rsplit("/seed", 1)[0] for key in runs}
 
 
 def _seeds_of(runs: dict) -> tuple[int, ...]:
@@ -498,11 +640,7 @@ def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for earlier in (path, config.summary_file):
-            runs, curves = finished_runs(earlier, results["fingerprint"])
-            for key, run in runs.items():
-                results["runs"].setdefault(key, run)
-            for key, curve in curves.items():
-                results["curves"].setdefault(key, curve)
+            merge_runs(results, finished_runs(earlier, results["fingerprint"], results.get("arm_fingerprints", {})))
         results["summary"] = summarise_runs(results["runs"], config.seeds)
         _write(path, results)
         if config.summary_file:
@@ -526,8 +664,8 @@ def summary_table(path: str | Path | None) -> str:
     seeds = _seeds_of(committed["runs"])
     results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"],
                "runs": committed["runs"]}
-    if committed.get("scorer"):
-        results["outlier_detection"] = committed["scorer"]
+    if committed.get("scorers"):
+        results["outlier_detection"] = committed["scorers"]
     return table(results)
 
 
@@ -539,27 +677,28 @@ def table(results: dict) -> str:
                 ("mouth_r", "mouth r (generator's mouth code)"),
                 ("code_error", "paired code error against the twin (lower is better)"),
                 ("source_code_error", "the same for the unedited source (reference)"))
-    lines = ["| measure | " + " | ".join(ARM_NAMES[arm] for arm in ARMS) + " |", "|---" * (len(ARMS) + 1) + "|"]
     summary = results["summary"]
+    arms = list(summary)
+    lines = ["| measure | " + " | ".join(arm_name(arm) for arm in arms) + " |", "|---" * (len(arms) + 1) + "|"]
     for key, name in measures:
         cells = [f"{summary[arm][key]['mean']:.3f} ± {summary[arm][key]['std']:.3f}"
-                 if key in summary.get(arm, {}) else "-" for arm in ARMS]
+                 if key in summary[arm] else "-" for arm in arms]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     paired = paired_differences(results.get("runs", {}))
     if paired:
-        others = [arm for arm in ARMS if arm in paired]
         lines += ["| paired difference from plain NED, same seed (mean ± sd) | "
-                  + " | ".join(ARM_NAMES[arm] for arm in others) + " |", "|---" * (len(others) + 1) + "|"]
+                  + " | ".join(arm_name(arm) for arm in paired) + " |", "|---" * (len(paired) + 1) + "|"]
         for key, name in (("code_judge_target_accuracy", "target accuracy"), ("code_error", "paired code error")):
             cells = [f"{paired[arm][key]['mean']:+.3f} ± {paired[arm][key]['std']:.3f} "
-                     f"({', '.join(f'{v:+.3f}' for v in paired[arm][key]['values'])})" for arm in others]
+                     f"({', '.join(f'{v:+.3f}' for v in paired[arm][key]['values'])})" for arm in paired]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "outlier_detection" in results:
-        detection = results["outlier_detection"]
-        lines.append(f"lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
-                     f"{detection['recall']:.3f}, F1 {detection['f1']:.3f} ({detection['flagged']} flagged, "
-                     f"{detection['true_outliers']} true outliers among {detection['windows']} training windows).")
+    for scorer, detection in (results.get("outlier_detection") or {}).items():
+        kinds = ", ".join(f"{kind} {values['recall']:.3f}" for kind, values in detection.get("per_kind", {}).items())
+        lines.append(f"{scorer}'s lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
+                     f"{detection['recall']:.3f} ({kinds or 'no outliers'}), F1 {detection['f1']:.3f} "
+                     f"({detection['flagged']} flagged, {detection['true_outliers']} true outliers among "
+                     f"{detection['windows']} training windows).")
     lines.append(f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
     return "\n".join(lines)

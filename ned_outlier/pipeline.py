@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ned_outlier.config import load_config, repo_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import ensure_not_input
+from ned_outlier.io.image import PhotoWriter, is_image
 from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator, TargetCodes
 from ned_outlier.reconstruction.au_model import load_au_model
@@ -262,9 +263,7 @@ def edit_video(
     editor.prepare(reader, progress=progress)
     frames = 0
     times = reader.frame_times()  # a variable-frame-rate source keeps its timestamps (and its audio in sync)
-    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video, times=times) as writer, _PreviewWriter(
-        preview, info, video, times
-    ) as side_by_side:
+    with open_output(out, info, video, times) as writer, _PreviewWriter(preview, info, video, times) as side_by_side:
         for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="edit", disable=not progress)):
             result = editor.render(index, frame)
             writer.write(result)
@@ -312,12 +311,20 @@ def cut_donor_patches(reader: VideoReader, params: FaceParams, donors: np.ndarra
     return patches
 
 
+def open_output(path: str | Path, info, audio_from: str | Path, times=None, width: int | None = None):
+    """The writer of an edit's output `path`: a PhotoWriter for an image suffix (a photo's edit), else a VideoWriter
+    at the source's rate (`info`), with `audio_from`'s audio and the source's frame `times`; `width`: another frame
+    width than the source's (the side-by-side preview)."""
+    if is_image(Path(path)):
+        return PhotoWriter(path)
+    return VideoWriter(path, info.fps, width or info.width, info.height, audio_from=audio_from, times=times)
+
+
 class _PreviewWriter:
-    """Original | edited, side by side, with the source's audio; a no-op when `path` is None."""
+    """Original | edited, side by side (with the source's audio, for a video); a no-op when `path` is None."""
 
     def __init__(self, path, info, audio_from, times=None):
-        self._writer = None if path is None else VideoWriter(path, info.fps, 2 * info.width, info.height,
-                                                             audio_from=audio_from, times=times)
+        self._writer = None if path is None else open_output(path, info, audio_from, times, 2 * info.width)
 
     def write(self, original: np.ndarray, edited: np.ndarray) -> None:
         if self._writer is not None:

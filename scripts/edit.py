@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Change the facial expression in a video to a target emotion, or to the expression style of a reference clip.
+"""Change the facial expression in a video or a photo to a target emotion, or to the expression style of a reference
+clip.
 
 The speech (mouth opening), identity, head pose, background, frame rate, size and audio are kept. Works offline on
 CPU: 3D face reconstruction per frame (MediaPipe mesh + a linear FACS model), EMFACS emotion prototypes, and a
@@ -7,6 +8,7 @@ mesh-guided warp of the source pixels. Trained parts replace the defaults: a NED
 neural renderer trained on this actor (train_renderer.py).
 
     python scripts/edit.py --emotion happy video.mp4              # -> video_happy.mp4 beside the input
+    python scripts/edit.py --emotion sad photo.jpg --preview      # -> photo_sad.jpg + photo_sad_preview.jpg
     python scripts/edit.py --reference other.mp4 video.mp4 --out styled.mp4 --preview
     python scripts/edit.py --emotion sad video.mp4 --renderer neural --checkpoint runs/renderer/renderer.safetensors
 """
@@ -30,7 +32,8 @@ DEFAULT_RECONSTRUCT_CONFIG = REPO / "configs" / "reconstruct" / "default.yaml"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", type=Path, help="input video; never modified")
+    parser.add_argument("video", type=Path, help="input video or photo (jpg, png, webp, bmp; EXIF orientation "
+                                                  "honoured); never modified")
     target = parser.add_argument_group("target (exactly one)")
     target.add_argument("--emotion", help=f"target emotion: {', '.join(EMOTIONS)} (synonyms such as joy, anger work)")
     target.add_argument("--reference", type=Path, help="a clip whose expression style to transfer")
@@ -48,9 +51,11 @@ def parse_args(argv):
                         help="model.safetensors of train_ned.py (--manipulator ned) and/or renderer.safetensors of "
                              "train_renderer.py (--renderer neural); repeat for both: each file says what it is")
     parser.add_argument("--out", type=Path,
-                        help="output video (default: beside the input, named <input>_<emotion>.mp4); "
-                             "written atomically, never the input itself, never an existing file unless --overwrite")
-    parser.add_argument("--preview", action="store_true", help="also write <out>_preview.mp4: original | edited")
+                        help="output video (default: beside the input, named <input>_<emotion>.mp4; for a "
+                             "photo <input>_<emotion> with the photo's suffix); written atomically, never the input "
+                             "itself, never an existing file unless --overwrite")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write <out>_preview.mp4 (a photo: <out>_preview.jpg ...): original | edited")
     parser.add_argument("--face", default="largest",
                         help="which face when several are tracked: 'largest' (default) or a track id")
     parser.add_argument("--seed", type=int, default=0,
@@ -68,10 +73,16 @@ def parse_args(argv):
 
 
 def output_path(args, label: str) -> Path:
-    """--out, or <input stem>_<label>.mp4 beside the input."""
+    """--out, or <input stem>_<label>.mp4 beside the input (a photo keeps its suffix: photo_happy.jpg); UserError
+    for a photo output of a video (a video's edit has all its frames)."""
+    from ned_outlier.io.image import is_image
+
+    photo = is_image(args.video)
     if args.out is not None:
+        if is_image(args.out) and not photo and args.video.is_file():
+            raise UserError(f"--out {args.out} is a photo, but {args.video} is a video: give a video name (.mp4)")
         return args.out
-    return args.video.with_name(f"{args.video.stem}_{label}.mp4")
+    return args.video.with_name(f"{args.video.stem}_{label}{args.video.suffix if photo else '.mp4'}")
 
 
 def check_writable(path: Path) -> None:
@@ -135,7 +146,7 @@ def main(argv=None) -> None:
     # Everything that can be checked is checked here, before any model is loaded or frame reconstructed.
     emotion = normalise_emotion(args.emotion) if args.emotion is not None else None
     out = output_path(args, emotion or f"like_{args.reference.stem}")
-    preview = out.with_name(f"{out.stem}_preview.mp4") if args.preview else None
+    preview = out.with_name(f"{out.stem}_preview{out.suffix}") if args.preview else None
     inputs = [args.video] + ([args.reference] if args.reference else [])
     for path in [out, preview, args.save_params]:
         if path is not None:

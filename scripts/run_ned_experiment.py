@@ -6,13 +6,15 @@ the small summary kept in git, docs/results/ned_lambda.json (its finished runs a
 the same data and configs).
 
     python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, hours
-    python scripts/run_ned_experiment.py --set "arms=[without_lambda]" --set "seeds=[0]" \
+    python scripts/run_ned_experiment.py --set "arms=[none]" --set "seeds=[0]" \
         --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
     python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
 
-SynthMEAD and its lambda table are made first where the config's `data` / `lambdas` do not exist yet (the same as
+SynthMEAD and each scorer's lambda table are made first where they do not exist yet (the same as
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
-out/synthmead_lambda`); existing ones are used as they are.
+out/synthmead_lambda`); for caption-CLIP, trained here, its emotion set and its training come before its scoring
+(scripts/make_emotion_set.py and scripts/train_recognition.py with the configs `scorers` names). Existing ones are
+used as they are.
 
 What is measured, and how, is in experiments/outlier_experiment.py.
 """

@@ -6,7 +6,8 @@ so that the editor sees one face), each image of a stack such as skimage's LFW s
     faces = photo_faces("astronaut", source, cut, FaceDetector(), workdir, skipped)   # cut: region_size, ...
     params = fit_face(faces[0], ReconstructionConfig())
 
-A photo is a one-frame video to the reconstructor (STILL_OVERRIDES: its one detection makes the track).
+A photo is a one-frame video to the reconstructor (its one detection makes the track: TrackerConfig.min_detections
+asks a clip for no more detections than it has keyframes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import cv2
 import numpy as np
 
 from ned_outlier.assets import asset_path
-from ned_outlier.config import replace_fields
 from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, warp_to_crop
 from ned_outlier.face.detector import FaceDetector
@@ -28,7 +28,6 @@ from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
 MESH_POINTS = 468  # the face mesh without the iris points
-STILL_OVERRIDES = {"tracker.min_detections": 1}  # a photo is one frame: its one detection makes the track
 
 
 class PhotoCut(Protocol):
@@ -180,7 +179,7 @@ def fit_face(face: Face, reconstruction: ReconstructionConfig) -> FaceParams:
     (the region may hold a larger neighbour)."""
     if face.video:
         return reconstruct(face.media, reconstruction, progress=False)
-    params = reconstruct(face.media, replace_fields(reconstruction, STILL_OVERRIDES), face.track, progress=False)
+    params = reconstruct(face.media, reconstruction, face.track, progress=False)
     points = params.landmarks[0, :MESH_POINTS, :2]
     centre = np.array([params.video.width, params.video.height]) / 2
     if not np.all((points.min(axis=0) < centre) & (centre < points.max(axis=0))):

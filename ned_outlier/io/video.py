@@ -1,6 +1,7 @@
 """Streaming video I/O: decode frames one at a time with PyAV, encode H.264 by piping frames into ffmpeg.
 
-Frames are RGB uint8 arrays of shape (H, W, 3). Neither side holds more than a few frames, so memory does not
+Frames are RGB uint8 arrays of shape (H, W, 3). A photo (ned_outlier.io.image.IMAGE_SUFFIXES) reads as a one-frame
+video, upright (its EXIF orientation applied). Neither side holds more than a few frames, so memory does not
 grow with the length of the video. A variable-frame-rate source keeps its frame timestamps: VideoReader.frame_times
 reads them, and VideoWriter(times=...) writes them into the output, so the muxed audio stays in sync.
 """
@@ -25,12 +26,14 @@ import numpy as np
 
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output, ensure_not_input
+from ned_outlier.io.image import is_image, read_image
 from ned_outlier.io.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
 PREFETCH_FRAMES = 4  # decoded frames held ahead of the consumer
 FINGERPRINT_FRAMES = 3  # decoded frames hashed by VideoReader.fingerprint
+PHOTO_FPS = Fraction(25)  # the frame rate of a photo read as a one-frame video (what FFmpeg's image2 demuxer says)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ def _decode(container: av.container.InputContainer, path: Path) -> Iterator[av.V
 
 
 class VideoReader:
-    """A video file validated at construction; iterating decodes it from the start, one frame at a time.
+    """A video file validated at construction; iterating decodes it from the start, one frame at a time. A photo is
+    a one-frame video (decoded by Pillow, upright as its EXIF orientation says; held while the reader lives).
 
     Each failure is a one-line UserError: missing path, a directory, not a media file, no video stream, no
     decodable frame (the first frame is decoded here to check), or corruption found while iterating.
@@ -117,6 +121,11 @@ class VideoReader:
             raise UserError(f"{self.path}: no such file")
         if self.path.is_dir():
             raise UserError(f"{self.path}: is a directory, not a video file")
+        self._photo = read_image(self.path) if is_image(self.path) else None
+        if self._photo is not None:
+            height, width = self._photo.shape[:2]
+            self.info = VideoInfo(self.path, width, height, PHOTO_FPS, 1, False, float(1 / PHOTO_FPS))
+            return
         with _open(self.path) as container:
             if not container.streams.video:
                 raise UserError(f"{self.path}: has no video stream")
@@ -124,19 +133,28 @@ class VideoReader:
                 raise UserError(f"{self.path}: contains no video frames")
             self.info = _probe(container, self.path)
 
+    @property
+    def is_photo(self) -> bool:
+        return self._photo is not None
+
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield C-contiguous RGB uint8 frames of shape (info.height, info.width, 3); any pixel format is converted.
         Decoding runs in a background thread a few frames ahead."""
         return prefetch(self._frames(), depth=PREFETCH_FRAMES)
 
     def _frames(self) -> Iterator[np.ndarray]:
+        if self._photo is not None:
+            yield self._photo.copy()
+            return
         with _open(self.path) as container:
             for frame in _decode(container, self.path):
                 yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
 
     def frame_times(self) -> FrameTimes | None:
         """The frames' start times (packet timestamps, read without decoding) when they are not evenly spaced at
-        info.fps (a frame more than a quarter of a frame period off), else None: a constant-rate video."""
+        info.fps (a frame more than a quarter of a frame period off), else None: a constant-rate video (or a photo)."""
+        if self._photo is not None:
+            return None
         with _open(self.path) as container:
             stream = container.streams.video[0]
             time_base = stream.time_base  # read while open: a closed container's stream may no longer have it
@@ -156,6 +174,9 @@ class VideoReader:
         """sha256 (hex) of the first FINGERPRINT_FRAMES decoded RGB frames: which pictures this video holds, for the
         cost of decoding those few frames (not the file's bytes: a copy or a remux of the same stream matches)."""
         digest = hashlib.sha256()
+        if self._photo is not None:
+            digest.update(self._photo.data)
+            return digest.hexdigest()
         with _open(self.path) as container:
             frames = _decode(container, self.path)
             try:

@@ -38,19 +38,20 @@ def test_outlier_precision_and_recall_by_hand():
 
 def test_summary_over_seeds_and_table():
     measures = ("code_judge_target_accuracy", "fer_target_rate", "fer_target_probability", "mouth_r")  # no code_error: "-"
-    runs = {"with_lambda/seed0": dict(zip(measures, (0.5, 0.2, 0.3, 0.9))),
-            "with_lambda/seed1": dict(zip(measures, (0.7, 0.4, 0.3, 0.8))),
-            "without_lambda/seed0": dict(zip(measures, (0.4, 0.1, 0.2, 0.7)))}
+    runs = {"lambda_fer/seed0": dict(zip(measures, (0.5, 0.2, 0.3, 0.9))),
+            "lambda_fer/seed1": dict(zip(measures, (0.7, 0.4, 0.3, 0.8))),
+            "none/seed0": dict(zip(measures, (0.4, 0.1, 0.2, 0.7)))}
     summary = summarise_runs(runs, (0, 1))
-    assert summary["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.6)
-    assert summary["with_lambda"]["code_judge_target_accuracy"]["std"] == pytest.approx(0.1)
-    assert summary["without_lambda"]["mouth_r"]["values"] == [0.7]
-    text = table({"summary": summary, "outlier_detection": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
-                                                            "flagged": 2, "true_outliers": 4, "windows": 10},
-                  "code_judge": {"test_accuracy": 0.9}})
-    assert "| code judge: target accuracy | 0.600 ± 0.100 | 0.400 ± 0.000 | - | - |" in text
-    assert "precision 0.500, recall 0.250" in text
-    assert "| paired code error against the twin (lower is better) | - | - | - | - |" in text  # runs without twins
+    assert summary["lambda_fer"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["lambda_fer"]["code_judge_target_accuracy"]["std"] == pytest.approx(0.1)
+    assert summary["none"]["mouth_r"]["values"] == [0.7]
+    detection = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "flagged": 2, "true_outliers": 4, "windows": 10,
+                 "per_kind": {"ambiguous": {"outlier_windows": 3, "recall": 1 / 3}}}
+    text = table({"summary": summary, "outlier_detection": {"fer": detection}, "code_judge": {"test_accuracy": 0.9}})
+    assert text.splitlines()[0] == "| measure | NED (no lambda) | NED + fer lambda |"  # plain NED first
+    assert "| code judge: target accuracy | 0.400 ± 0.000 | 0.600 ± 0.100 |" in text
+    assert "fer's lambda < 1 as an outlier flag: precision 0.500, recall 0.250 (ambiguous 0.333)" in text
+    assert "| paired code error against the twin (lower is better) | - | - |" in text  # runs without twins
 
 
 def test_mouth_r_skips_still_components():
@@ -104,15 +105,28 @@ def test_the_oracle_weighs_truths_outliers_zero_and_the_rest_one(tmp_path):
     assert json.loads((tmp_path / "oracle" / "scores.json").read_text())["window"] == 10
 
 
+def fer_at(lambdas) -> dict:
+    """The experiment's `scorers` with fer alone, its table at `lambdas`."""
+    return {"fer": {"lambdas": str(lambdas), "scoring_config": "configs/ned/score_outliers.yaml"}}
+
+
 def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
     from ned_outlier.errors import UserError
     from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("not a SynthMEAD set")
-    config = ExperimentConfig(data=str(tmp_path / "data"), lambdas=str(tmp_path / "lambda" / "windows.csv"))
+    config = ExperimentConfig(data=str(tmp_path / "data"), scorers=fer_at(tmp_path / "lambda" / "windows.csv"))
     with pytest.raises(UserError, match="no truth.csv"):
         prepare_inputs(config, progress=False)
+
+
+def tiny_synthmead_config(folder):
+    """A SynthMEAD config of two 12-frame clips (neutral, happy) of the astronaut."""
+    path = folder / "synthmead.yaml"
+    path.write_text("emotions: [neutral, happy]\nclips_per_emotion: 1\nmotion: {frames: 12}\n"
+                    "sources: {astronaut: {media: 'skimage:astronaut'}}\n")
+    return path
 
 
 @pytest.mark.slow
@@ -121,11 +135,8 @@ def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
 
     from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
 
-    synth = tmp_path / "synthmead.yaml"
-    synth.write_text("emotions: [neutral, happy]\nclips_per_emotion: 1\nmotion: {frames: 12}\n"
-                     "sources: {astronaut: {media: 'skimage:astronaut'}}\n")
-    config = ExperimentConfig(data=str(tmp_path / "data"), lambdas=str(tmp_path / "lambda" / "windows.csv"),
-                              synthmead_config=str(synth))
+    config = ExperimentConfig(data=str(tmp_path / "data"), scorers=fer_at(tmp_path / "lambda" / "windows.csv"),
+                              synthmead_config=str(tiny_synthmead_config(tmp_path)), arms=("lambda_fer",))
     assert prepare_inputs(config, progress=False) == [tmp_path / "data", tmp_path / "lambda"]
     with open(tmp_path / "data" / "truth.csv") as handle:
         clips = {row["path"] for row in csv.DictReader(handle)}
@@ -152,7 +163,7 @@ def test_paired_code_error_by_hand():
 def test_learning_curves_figure(tmp_path):
     from experiments.outlier_experiment import write_learning_curves
 
-    curves = {"without_lambda/seed0": {"iteration": [100, 200], "target_accuracy": [0.2, 0.6]}}
+    curves = {"none/seed0": {"iteration": [100, 200], "target_accuracy": [0.2, 0.6]}}
     path = write_learning_curves(curves, 7, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
@@ -223,57 +234,82 @@ def test_the_judge_is_trained_once_and_retrained_when_its_data_change(tmp_path, 
         module.cached_code_classifier(old, codes, labels, 2, epochs=2)
 
 
-def test_arms_are_checked_and_plain_ned_alone_needs_no_lambda_table():
-    from experiments.outlier_experiment import ExperimentConfig
+def test_arms_follow_the_scorers_and_plain_ned_alone_needs_no_lambda_table():
+    from experiments.outlier_experiment import ExperimentConfig, arm_name
 
-    assert not ExperimentConfig(arms=("without_lambda",)).needs_lambdas
-    assert ExperimentConfig().needs_lambdas
-    with pytest.raises(ValueError, match="arms must be some of"):
-        ExperimentConfig(arms=("with_lamda",))
-    summary = summarise_runs({"without_lambda/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
+    two = {"fer": {"lambdas": "f/windows.csv", "scoring_config": "f.yaml"},
+           "clip": {"lambdas": "c/windows.csv", "scoring_config": "c.yaml", "training_config": "t.yaml"}}
+    assert ExperimentConfig(arms=("none",)).scorers_used == ()
+    assert ExperimentConfig(scorers=two, arms=("none", "mean_clip")).scorers_used == ("clip",)
+    assert ExperimentConfig(scorers=two, arms=("oracle", "lambda_clip")).scorers_used == ("clip", "fer")  # oracle: first
+    assert ExperimentConfig(scorers=two).valid_arms == ("none", "lambda_fer", "lambda_clip", "oracle", "mean_fer",
+                                                        "mean_clip")
+    with pytest.raises(ValueError, match="arms must be some of none, lambda_fer, oracle, mean_fer, not lambda_clip"):
+        ExperimentConfig(arms=("lambda_clip",))
+    with pytest.raises(UserError, match="scorers.clip: unknown key 'lamdas'"):
+        ExperimentConfig(scorers={"clip": {"lamdas": "c.csv", "scoring_config": "c.yaml"}})
+    with pytest.raises(UserError, match="give at least one scorer"):
+        ExperimentConfig(scorers={}, arms=("oracle",)).scorers_used
+    assert arm_name("mean_clip") == "NED + clip's mean lambda for all (control)"
+    summary = summarise_runs({"none/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
     text = table({"summary": summary, "code_judge": {"test_accuracy": 0.8}})  # no outlier detection without lambda
-    assert "| code judge: target accuracy | - | 0.700 ± 0.000 | - | - |" in text and "precision" not in text
+    assert "| code judge: target accuracy | 0.700 ± 0.000 |" in text and "precision" not in text
 
 
 def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_overwritten(tmp_path, caplog):
-    from experiments.outlier_experiment import ExperimentConfig, experiment_fingerprint, finished_runs
+    from experiments.outlier_experiment import ExperimentConfig, arm_fingerprint, experiment_fingerprint, finished_runs
 
     (tmp_path / "truth.csv").write_text("path,actor\n")
     training = tmp_path / "training.yaml"
     training.write_text("train: {epochs: 8}\n")
-    config = ExperimentConfig(data=str(tmp_path), training_config=str(training), arms=("without_lambda",))
+    config = ExperimentConfig(data=str(tmp_path), training_config=str(training), arms=("none",))
     fingerprint = experiment_fingerprint(config)
-    assert experiment_fingerprint(replace(config, seeds=(7,), output_dir="elsewhere")) == fingerprint
+    assert experiment_fingerprint(replace(config, seeds=(7,), output_dir="elsewhere", arms=("oracle",))) == fingerprint
     assert experiment_fingerprint(replace(config, judge_hidden=128)) != fingerprint
     assert experiment_fingerprint(replace(config, training_overrides=("optim.lr=2e-4",))) != fingerprint
     training.write_text("train: {epochs: 9}\n")
     assert experiment_fingerprint(config) != fingerprint
 
+    table = tmp_path / "windows.csv"  # an arm's fingerprint follows its lambdas, window and hop, not other columns
+    (tmp_path / "scores.json").write_text(json.dumps({"window": 10, "hop": 1}))
+    table.write_text("path,start,lambda,probability\na.mp4,0,0.5,0.5\n")
+    with_table = arm_fingerprint("f", table)
+    assert with_table != arm_fingerprint("f", None) != arm_fingerprint("g", None)
+    table.write_text("path,start,lambda\na.mp4,0,0.5\n")
+    assert arm_fingerprint("f", table) == with_table
+    table.write_text("path,start,lambda\na.mp4,0,0.4\n")
+    assert arm_fingerprint("f", table) != with_table
+
     saved = tmp_path / "summary.json"
-    saved.write_text(json.dumps({"fingerprint": fingerprint, "runs": {"without_lambda/seed0": {"m": 1.0}},
-                                 "curves": {"without_lambda/seed0": {"iteration": [1], "target_accuracy": [0.5]}}}))
-    runs, curves = finished_runs(saved, fingerprint, keep=True)
-    assert runs == {"without_lambda/seed0": {"m": 1.0}} and curves["without_lambda/seed0"]["iteration"] == [1]
-    assert finished_runs(tmp_path / "missing.json", fingerprint) == ({}, {})
-    assert finished_runs(saved, "other") == ({}, {}) and "not reused" in caplog.text
+    saved.write_text(json.dumps({"fingerprint": fingerprint, "runs": {"none/seed0": {"m": 1.0}, "mean_fer/seed0": {}},
+                                 "curves": {"none/seed0": {"iteration": [1], "target_accuracy": [0.5]}},
+                                 "run_fingerprints": {"none/seed0": "a", "mean_fer/seed0": "b"}}))
+    earlier = finished_runs(saved, fingerprint, {"none": "a"}, keep=True)  # mean_fer is not run now: kept as it is
+    assert earlier["runs"] == {"none/seed0": {"m": 1.0}, "mean_fer/seed0": {}}
+    assert earlier["curves"]["none/seed0"]["iteration"] == [1] and earlier["run_fingerprints"]["mean_fer/seed0"] == "b"
+    assert finished_runs(tmp_path / "missing.json", fingerprint, {})["runs"] == {}
+    assert finished_runs(saved, "other", {})["runs"] == {} and "not reused" in caplog.text
     with pytest.raises(UserError, match="holds the runs of another setting"):
-        finished_runs(saved, "other", keep=True)
+        finished_runs(saved, "other", {}, keep=True)
+    assert set(finished_runs(saved, fingerprint, {"mean_fer": "c"})["runs"]) == {"none/seed0"}  # another table
+    with pytest.raises(UserError, match="mean_fer/seed0 was trained on another lambda table"):
+        finished_runs(saved, fingerprint, {"mean_fer": "c"}, keep=True)
 
 
 def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path):
     from experiments.outlier_experiment import committed_summary, summary_table
 
-    runs = {"without_lambda/seed0": {"code_judge_target_accuracy": 0.6, "mouth_r": 0.9},
-            "without_lambda/seed1": {"code_judge_target_accuracy": 0.8, "mouth_r": 0.9}}
+    runs = {"none/seed0": {"code_judge_target_accuracy": 0.6, "mouth_r": 0.9},
+            "none/seed1": {"code_judge_target_accuracy": 0.8, "mouth_r": 0.9}}
     results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.79},
                "summary": summarise_runs(runs, (0, 1))}
     summary = committed_summary(results)
-    assert summary["arms"]["without_lambda"]["code_judge_target_accuracy_mean"] == pytest.approx(0.7)
-    assert summary["arms"]["without_lambda"]["code_judge_target_accuracy_sd"] == pytest.approx(0.1)
-    assert summary["arms"]["without_lambda"]["seeds"] == 2 and summary["scorer"] is None
+    assert summary["arms"]["none"]["code_judge_target_accuracy_mean"] == pytest.approx(0.7)
+    assert summary["arms"]["none"]["code_judge_target_accuracy_sd"] == pytest.approx(0.1)
+    assert summary["arms"]["none"]["seeds"] == 2 and summary["scorers"] is None
     path = tmp_path / "ned_lambda.json"
     path.write_text(json.dumps(summary))
-    assert "| code judge: target accuracy | - | 0.700 ± 0.100 | - | - |" in summary_table(path)
+    assert "| code judge: target accuracy | 0.700 ± 0.100 |" in summary_table(path)
     with pytest.raises(UserError, match="no experiment summary"):
         summary_table(tmp_path / "none.json")
     with pytest.raises(UserError, match="no summary_file"):
@@ -299,39 +335,81 @@ def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
     """Two processes on the same output_dir (seeds split between them): each save keeps the other's runs."""
     from experiments.outlier_experiment import ExperimentConfig, _save
 
-    config = ExperimentConfig(seeds=(0, 1), arms=("without_lambda",), summary_file=str(tmp_path / "summary.json"))
+    config = ExperimentConfig(seeds=(0, 1), arms=("none",), summary_file=str(tmp_path / "summary.json"))
     path = tmp_path / "results.json"
     results = lambda seed: {"fingerprint": "f", "code_judge": {}, "curves": {},  # noqa: E731
-                            "runs": {f"without_lambda/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}}}
+                            "runs": {f"none/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}}}
     _save(results(0), config, path)  # the first process finishes seed 0
     _save(results(1), config, path)  # the second, which started before that, finishes seed 1
     for saved in (path, tmp_path / "summary.json"):
-        assert set(json.loads(saved.read_text())["runs"]) == {"without_lambda/seed0", "without_lambda/seed1"}
-    summary = json.loads((tmp_path / "summary.json").read_text())["arms"]["without_lambda"]
+        assert set(json.loads(saved.read_text())["runs"]) == {"none/seed0", "none/seed1"}
+    summary = json.loads((tmp_path / "summary.json").read_text())["arms"]["none"]
     assert summary["seeds"] == 2 and summary["code_judge_target_accuracy_mean"] == pytest.approx(0.55)
     other = {**results(2), "fingerprint": "other"}  # a file of another setting is not merged into this one
     path.write_text(json.dumps(other))
     _save(results(0), replace(config, summary_file=None), path)
-    assert set(json.loads(path.read_text())["runs"]) == {"without_lambda/seed0"}
+    assert set(json.loads(path.read_text())["runs"]) == {"none/seed0"}
 
 
 def test_arms_are_compared_with_plain_ned_seed_by_seed(tmp_path):
     from experiments.outlier_experiment import committed_summary, paired_differences, summary_table
 
     runs = {f"{arm}/seed{seed}": {"code_judge_target_accuracy": accuracy, "code_error": error}
-            for arm, seed, accuracy, error in [("without_lambda", 0, 0.5, 0.9), ("without_lambda", 1, 0.7, 0.8),
-                                               ("with_lambda", 0, 0.6, 0.7), ("with_lambda", 1, 0.6, 0.9),
-                                               ("oracle_lambda", 1, 0.9, 0.8)]}
+            for arm, seed, accuracy, error in [("none", 0, 0.5, 0.9), ("none", 1, 0.7, 0.8),
+                                               ("lambda_fer", 0, 0.6, 0.7), ("lambda_fer", 1, 0.6, 0.9),
+                                               ("oracle", 1, 0.9, 0.8)]}
     paired = paired_differences(runs)
-    assert set(paired) == {"with_lambda", "oracle_lambda"}  # plain NED is not compared with itself
-    assert paired["with_lambda"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.1, -0.1])
-    assert paired["with_lambda"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.0)
-    assert paired["with_lambda"]["code_error"]["values"] == pytest.approx([-0.2, 0.1])
-    assert paired["oracle_lambda"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.2])  # seed 1 only
+    assert set(paired) == {"lambda_fer", "oracle"}  # plain NED is not compared with itself
+    assert paired["lambda_fer"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.1, -0.1])
+    assert paired["lambda_fer"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.0)
+    assert paired["lambda_fer"]["code_error"]["values"] == pytest.approx([-0.2, 0.1])
+    assert paired["oracle"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.2])  # seed 1 only
     results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.8},
                "summary": summarise_runs(runs, (0, 1))}
     summary = committed_summary(results)
-    assert summary["paired_vs_plain"]["with_lambda"]["code_error_minus_plain_mean"] == pytest.approx(-0.05)
+    assert summary["paired_vs_plain"]["lambda_fer"]["code_error_minus_plain_mean"] == pytest.approx(-0.05)
     path = tmp_path / "ned_lambda.json"
     path.write_text(json.dumps(summary))
-    assert "| target accuracy | +0.000 ± 0.100 (+0.100, -0.100) | +0.200 ± 0.000 (+0.200) |" in summary_table(path)
+    text = summary_table(path)
+    assert "| paired difference from plain NED, same seed (mean ± sd) | NED + fer lambda | NED + truth as" in text
+    assert "| target accuracy | +0.000 ± 0.100 (+0.100, -0.100) | +0.200 ± 0.000 (+0.200) |" in text
+
+
+@pytest.mark.slow
+def test_a_scorer_made_here_is_trained_on_its_emotion_set_before_it_scores(tmp_path):
+    """caption-CLIP's path in the experiment (emotion set, training, scoring), with a small CNN in its place."""
+    import csv
+
+    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
+
+    (tmp_path / "set.yaml").write_text(
+        "seed: 0\nemotions: [neutral, happy]\nintensities: [1.0]\ntest_identities: [astronaut]\n"
+        "sources: {pexels: {media: 'asset:pexels_video', frames: 1}, astronaut: {media: 'skimage:astronaut'}}\n")
+    faces, scorer = tmp_path / "faces", tmp_path / "scorer"
+    options = "{num_classes: 7, hidden: 8, dropout: 0.0, input_size: 64}"
+    (tmp_path / "train.yaml").write_text(
+        f"model: {{name: cnn-mobilenetv2, options: {options}}}\n"
+        f"data: {{train: {{layout: folders, root: {faces / 'train'}, split: ''}}, "
+        f"val: {{layout: folders, root: {faces / 'test'}, split: ''}}, num_workers: 0}}\n"
+        f"optim: {{name: adam, lr: 1.0e-3}}\ntrain: {{output_dir: {scorer}, epochs: 1, batch_size: 4}}\n")
+    (tmp_path / "score.yaml").write_text(
+        f"scorer: cnn-mobilenetv2\npretrained: {scorer / 'model.safetensors'}\noptions: {options}\n"
+        "threshold: 0.6\nwindow: 10\nhop: 1\nframe_step: 1\n"
+        "mead: {actors: [], view: front, levels: [3], include_neutral: true, emotions: [neutral, happy]}\n")
+    spec = {"lambdas": str(tmp_path / "lambda" / "windows.csv"), "scoring_config": str(tmp_path / "score.yaml"),
+            "emotion_set_config": str(tmp_path / "set.yaml"), "emotion_set": str(faces),
+            "training_config": str(tmp_path / "train.yaml")}
+    config = ExperimentConfig(data=str(tmp_path / "data"), scorers={"mine": spec}, arms=("mean_mine",),
+                              synthmead_config=str(tiny_synthmead_config(tmp_path)))
+    assert prepare_inputs(config, progress=False) == [tmp_path / "data", faces, scorer, tmp_path / "lambda"]
+    assert (faces / "manifest.csv").is_file() and (scorer / "model.safetensors").is_file()
+    with open(tmp_path / "lambda" / "windows.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2 * (12 - 10 + 1)
+    assert prepare_inputs(config, progress=False) == []
+    (tmp_path / "lambda" / "windows.csv").unlink()  # a table made again reuses the trained scorer
+    assert prepare_inputs(config, progress=False) == [tmp_path / "lambda"]
+    untrained = {**spec, "training_config": None}
+    (tmp_path / "lambda" / "windows.csv").unlink()
+    (scorer / "model.safetensors").unlink()
+    with pytest.raises(UserError, match="model.safetensors .*'s pretrained. is missing and scorers.mine names no"):
+        prepare_inputs(replace(config, scorers={"mine": untrained}), progress=False)

@@ -196,6 +196,46 @@ def test_a_one_frame_video_of_a_clear_face_is_edited(script, capfd, tmp_path):
     assert change[30:210, 50:210].mean() > 2 * change[:, 220:].mean()  # the face changed, not only by re-encoding
 
 
+def sideways_photo(path: Path) -> np.ndarray:
+    """A portrait photo of the astronaut (512 x 400) stored sideways with EXIF orientation 6, as phones store
+    portraits; returns the upright picture."""
+    from PIL import Image
+    from skimage import data
+
+    upright = data.astronaut()[:, 50:450]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to display
+    Image.fromarray(upright).rotate(90, expand=True).save(path, quality=95, exif=exif)
+    return upright
+
+
+def test_a_photo_is_edited_upright_into_a_photo_beside_it(script, capfd, tmp_path):
+    photo = tmp_path / "portrait.jpg"
+    upright = sideways_photo(photo)
+    stored = photo.read_bytes()
+    code, out, err = run_with_output(script, capfd, photo, "--emotion", "surprised", "--preview", "--quiet")
+    assert code == 0, err
+    assert "edited the face in 1 of 1 frames" in out and f"wrote {tmp_path / 'portrait_surprised.jpg'}" in out
+    (source,), (edited,) = list(VideoReader(photo)), list(VideoReader(tmp_path / "portrait_surprised.jpg"))
+    assert source.shape == edited.shape == upright.shape  # read upright as the EXIF tag says, written upright
+    assert np.abs(source.astype(int) - upright).mean() < 3  # (not merely the right shape: JPEG noise only)
+    change = np.abs(edited.astype(int) - source).mean(axis=2)
+    assert change[60:200, 130:270].mean() > 3 * change[300:, :].mean()  # the face changed, not only by re-encoding
+    (preview,) = list(VideoReader(tmp_path / "portrait_surprised_preview.jpg"))
+    assert preview.shape == (512, 800, 3) and np.abs(preview[:, :400].astype(int) - upright).mean() < 3
+    assert photo.read_bytes() == stored  # the input is never changed
+    code, err = run(script, capfd, photo, "--emotion", "surprised", "--quiet")
+    assert_one_line_error(code, err, "portrait_surprised.jpg exists", "--overwrite")
+
+
+def test_a_file_that_is_not_an_image_is_one_line(script, capfd, tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"not a picture at all")
+    code, err = run(script, capfd, fake, "--emotion", "happy", "--quiet")
+    assert_one_line_error(code, err, "photo.png: not a readable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
 def test_grayscale_odd_sized_video(script, capfd, tmp_path, ffmpeg):
     gray = ffmpeg(tmp_path / "gris.mkv", "-ss", "9.6", "-i", str(asset_path("pexels_video")), "-frames:v", "24",
                   "-vf", "scale=321:181,format=gray", "-c:v", "ffv1")
@@ -350,9 +390,10 @@ def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, te
                                                                   "(it has happy)"]),
     (["--emotion", "sad", "--config", "{tmp}/sigma.yaml"], ["sigma.yaml", "temporal_sigma must be >= 0", "-5"]),
     (["--emotion", "sad", "--config", "{tmp}/strength.yaml"], ["strength.yaml", "facs.strength must be >= 0", "-40"]),
+    (["--emotion", "sad", "--out", "{tmp}/o.jpg"], ["--out", "o.jpg is a photo", "a_preview.mp4 is a video", ".mp4"]),
 ], ids=["save-params-folder-missing", "save-params-is-a-folder", "save-params-is-the-input", "input-is-the-preview",
         "reference-missing", "checkpoint-is-a-folder", "config-without-facs", "config-without-the-emotion",
-        "negative-temporal-sigma", "negative-strength"])
+        "negative-temporal-sigma", "negative-strength", "photo-out-of-a-video"])
 def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, fragments):
     """Each refused before the reconstruction starts (here it would fail the test) and before writing anything."""
     from ned_outlier.reconstruction import reconstructor

@@ -15,12 +15,12 @@ def script():
 
 def test_report_prints_the_table_of_the_committed_summary(script, tmp_path, capfd):
     summary = tmp_path / "ned_lambda.json"
-    runs = {f"without_lambda/seed{s}": {"code_judge_target_accuracy": v, "mouth_r": 0.97}
+    runs = {f"none/seed{s}": {"code_judge_target_accuracy": v, "mouth_r": 0.97}
             for s, v in ((0, 0.53), (1, 0.39))}
     summary.write_text(json.dumps({"fingerprint": "f", "runs": runs, "code_judge": {"test_accuracy": 0.754}}))
     code, out, err = run_with_output(script, capfd, "--report", "--set", f"summary_file={summary}")
     assert code == 0, err
-    assert "| code judge: target accuracy | - | 0.460 ± 0.070 | - | - |" in out
+    assert "| code judge: target accuracy | 0.460 ± 0.070 |" in out
     assert "code judge accuracy on clean test windows 0.754." in out
 
 
