@@ -354,18 +354,17 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     fingerprint = experiment_fingerprint(config)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
                      "arm_fingerprints": {arm: arm_fingerprint(fingerprint, table) for arm, table in tables.items()},
-                     "runs": {}, "curves": {}, "run_fingerprints": {}}
+                     "runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
     previous = out / "results.json"
     # finished runs of this setting (curves: the judge's target accuracy on held-out windows per epoch), before any
     # work, so that a committed summary of another setting stops the run at once
     for earlier, keep in ((config.summary_file, True), (previous, False)):
         merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep))
     runs, curves = results["runs"], results["curves"]
-    results["outlier_detection"] = {}
+    # the scorers of this run's arms measured (again); the others' detection as the earlier files have it
     for name in config.scorers_used:
         lambdas = read_lambda_table(config.scorer(name).lambdas)
-        results["outlier_detection"][name] = outlier_detection(lambdas.weights, truths, set(train_actors),
-                                                               lambdas.window)
+        results["scorers"][name] = outlier_detection(lambdas.weights, truths, set(train_actors), lambdas.window)
 
     reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
     train_clips = scan_mead(root, MeadSelection(train_actors))
@@ -478,12 +477,12 @@ def arm_fingerprint(fingerprint: str, table: str | Path | None) -> str:
 
 def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: dict[str, str],
                   keep: bool = False) -> dict:
-    """{"runs", "curves", "run_fingerprints"} of the results file at `path` (results.json or the committed summary)
+    """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed summary)
     made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another lambda
     table (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning when it
     or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
     a UserError."""
-    empty = {"runs": {}, "curves": {}, "run_fingerprints": {}}
+    empty = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
     if not path or not Path(path).is_file():
         return empty
     earlier = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -493,7 +492,7 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
                             "own file (--set summary_file=PATH, or null for none) or remove that one")
         LOG.warning("%s holds runs of another setting (data or configs differ): not reused", path)
         return empty
-    kept = {"runs": {}, "curves": {}, "run_fingerprints": {}}
+    kept = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": dict(earlier.get("scorers") or {})}
     stored = earlier.get("run_fingerprints", {})
     for key, run in earlier.get("runs", {}).items():
         arm = key.rsplit("/seed", 1)[0]
@@ -511,8 +510,9 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
 
 
 def merge_runs(results: dict, earlier: dict) -> None:
-    """Add finished_runs' runs, curves and run fingerprints to `results`, keeping those it already has."""
-    for part in ("runs", "curves", "run_fingerprints"):
+    """Add finished_runs' runs, curves, run fingerprints and scorers' outlier detection to `results`, keeping those
+    it already has."""
+    for part in ("runs", "curves", "run_fingerprints", "scorers"):
         for key, value in earlier[part].items():
             results.setdefault(part, {}).setdefault(key, value)
 
@@ -530,7 +530,7 @@ def committed_summary(results: dict) -> dict:
                     for stat, key in (("mean", "mean"), ("sd", "std"))}
               for arm, measures in paired_differences(results["runs"]).items()}
     return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
-            "code_judge": results["code_judge"], "scorers": results.get("outlier_detection") or None,
+            "code_judge": results["code_judge"], "scorers": results.get("scorers") or None,
             "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"],
             "run_fingerprints": results.get("run_fingerprints", {})}
 
@@ -665,7 +665,7 @@ def summary_table(path: str | Path | None) -> str:
     results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"],
                "runs": committed["runs"]}
     if committed.get("scorers"):
-        results["outlier_detection"] = committed["scorers"]
+        results["scorers"] = committed["scorers"]
     return table(results)
 
 
@@ -694,11 +694,14 @@ def table(results: dict) -> str:
                      f"({', '.join(f'{v:+.3f}' for v in paired[arm][key]['values'])})" for arm in paired]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    for scorer, detection in (results.get("outlier_detection") or {}).items():
+    for scorer, detection in (results.get("scorers") or {}).items():
         kinds = ", ".join(f"{kind} {values['recall']:.3f}" for kind, values in detection.get("per_kind", {}).items())
         lines.append(f"{scorer}'s lambda < 1 as an outlier flag: precision {detection['precision']:.3f}, recall "
                      f"{detection['recall']:.3f} ({kinds or 'no outliers'}), F1 {detection['f1']:.3f} "
                      f"({detection['flagged']} flagged, {detection['true_outliers']} true outliers among "
-                     f"{detection['windows']} training windows).")
+                     f"{detection['windows']} training windows)"
+                     + (f"; mean lambda {detection['mean_lambda_outliers']:.3f} on the outliers, "
+                        f"{detection['mean_lambda_others']:.3f} on the others, ranking AUC "
+                        f"{detection['ranking_auc']:.3f}." if "ranking_auc" in detection else "."))
     lines.append(f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ Frames stream through one at a time; only per-frame parameters are held for the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
 from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams
-from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, true_runs, reconstruct
+from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct, reconstruct_faces, true_runs
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
 from ned_outlier.renderer.occlusion import OcclusionConfig, face_width, hand_mask, present_hands, vertex_weights
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
@@ -55,17 +56,39 @@ class EditConfig:
 
 
 @dataclass(frozen=True)
-class EditReport:
-    """What an edit did: frames written; frames with the face edited; of those, frames whose displacement was
-    scaled down to avoid folding the mesh, and frames whose mouth came from a donor frame (the others kept the
-    warped source mouth: no donor close enough, or retrieval off); the output paths."""
+class FaceEdit:
+    """What an edit did to one face (track `track_id`): frames with the face edited; of those, frames whose
+    displacement was scaled down to avoid folding the mesh, and frames whose mouth came from a donor frame (the
+    others kept the warped source mouth: no donor close enough, or retrieval off); face_found (T,): its frames."""
 
-    frames: int
+    track_id: int
     edited: int
     fold_limited: int
     mouth_from_donor: int
+    face_found: np.ndarray
+
+
+@dataclass(frozen=True)
+class EditReport:
+    """What an edit did: frames written, each edited face's FaceEdit (in track order), the output paths; edited,
+    fold_limited and mouth_from_donor count face-frames over all faces."""
+
+    frames: int
+    faces: tuple[FaceEdit, ...]
     output: Path
     preview: Path | None
+
+    @property
+    def edited(self) -> int:
+        return sum(face.edited for face in self.faces)
+
+    @property
+    def fold_limited(self) -> int:
+        return sum(face.fold_limited for face in self.faces)
+
+    @property
+    def mouth_from_donor(self) -> int:
+        return sum(face.mouth_from_donor for face in self.faces)
 
 
 def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] | list[str] = ()) -> EditConfig:
@@ -231,47 +254,59 @@ def edit_video(
     intensity: float = 1.0,
     mouth: str = "keep",
     face: str | int = "largest",
-    params: FaceParams | None = None,
+    params: FaceParams | Sequence[FaceParams] | None = None,
     reconstruction: ReconstructionConfig = ReconstructionConfig(),
     preview: str | Path | None = None,
     progress: bool = True,
     manipulator=None,
     neural_renderer=None,
 ) -> EditReport:
-    """Edit the face in `video` toward `emotion` (or `reference`'s style) and write `out` (and a side-by-side
-    original | edited `preview`). `params` reuses a saved reconstruction of `video` (UserError when it is of another
-    video: `FaceParams.require_source`). `manipulator`: an object with NedManipulator's target_codes (None: the `facs`
-    prototypes of `config`). `neural_renderer`: a LoadedRenderer (renderer/neural/checkpoint.py) trained on this
-    actor (None: the `warp` renderer)."""
+    """Edit the face in `video` (the largest, a track id, or "all" of them: `face`) toward `emotion` (or `reference`'s
+    style) and write `out` (and a side-by-side original | edited `preview`); a photo is a one-frame video, and an
+    image suffix of `out` writes a photo. `params` reuses saved reconstructions of `video` instead (one face or
+    several; UserError when one is of another video: `FaceParams.require_source`). Each face is edited with its own
+    codes (and its own neutral estimate, for NED), one after the other on each frame. `manipulator`: an object with
+    NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
+    (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer); it draws one face."""
     inputs = [video] + ([reference] if reference is not None else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
     reader = VideoReader(video)
     info = reader.info
     if params is None:
-        params = reconstruct(video, reconstruction, face=face, progress=progress)
+        faces = reconstruct_faces(video, reconstruction, face=face, progress=progress)
     else:
-        params.require_source(reader)
+        faces = [params] if isinstance(params, FaceParams) else list(params)
+        for one in faces:
+            one.require_source(reader)
+    if neural_renderer is not None and len(faces) > 1:
+        raise UserError(f"a neural renderer draws the one actor it was trained on, not {len(faces)} faces: choose one "
+                        "face (--face)")
     reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
-    if manipulator is None:
-        target = target_codes(config, params, emotion, reference_params, intensity, mouth)
-    else:
-        target = manipulator.target_codes(params, emotion, reference_params, intensity, mouth)
-    if neural_renderer is not None:
-        params.schema.require_same(neural_renderer.schema, "the neural renderer")
-    editor = FrameEditor(params, target, config, neural_renderer)
-    editor.prepare(reader, progress=progress)
+    editors = []
+    for one in faces:
+        if manipulator is None:
+            target = target_codes(config, one, emotion, reference_params, intensity, mouth)
+        else:
+            target = manipulator.target_codes(one, emotion, reference_params, intensity, mouth)
+        if neural_renderer is not None:
+            one.schema.require_same(neural_renderer.schema, "the neural renderer")
+        editors.append(FrameEditor(one, target, config, neural_renderer))
+        editors[-1].prepare(reader, progress=progress)
     frames = 0
     times = reader.frame_times()  # a variable-frame-rate source keeps its timestamps (and its audio in sync)
     with open_output(out, info, video, times) as writer, _PreviewWriter(preview, info, video, times) as side_by_side:
-        for index, frame in enumerate(tqdm(reader, total=params.num_frames, desc="edit", disable=not progress)):
-            result = editor.render(index, frame)
+        description = "edit" if len(editors) == 1 else f"edit {len(editors)} faces"
+        for index, frame in enumerate(tqdm(reader, total=faces[0].num_frames, desc=description, disable=not progress)):
+            result = frame
+            for editor in editors:
+                result = editor.render(index, result)
             writer.write(result)
             side_by_side.write(frame, result)
             frames += 1
-    edited = int(params.face_found[:frames].sum())
-    return EditReport(frames, edited, editor.fold_limited, editor.from_donor, Path(out),
-                      Path(preview) if preview else None)
+    edits = tuple(FaceEdit(one.track_id, int(one.face_found[:frames].sum()), editor.fold_limited, editor.from_donor,
+                           one.face_found[:frames]) for one, editor in zip(faces, editors))
+    return EditReport(frames, edits, Path(out), Path(preview) if preview else None)
 
 
 def plan_mouths(params: FaceParams, delta: np.ndarray, model, geometry: EditGeometry, source_gaps: np.ndarray,

@@ -9,6 +9,12 @@ neural renderer trained on this actor (train_renderer.py).
 
     python scripts/edit.py --emotion happy video.mp4              # -> video_happy.mp4 beside the input
     python scripts/edit.py --emotion sad photo.jpg --preview      # -> photo_sad.jpg + photo_sad_preview.jpg
+    python scripts/edit.py --emotion happy clips/ "more/*.mp4" --out-dir edited/ --jobs 2   # a batch
+    accelerate launch --num_processes 4 scripts/edit.py --emotion happy clips/ --out-dir edited/   # split 4 ways
+
+Batch (several inputs, a folder or a glob): each input is edited in its own process (--jobs at a time), outputs that
+already exist are skipped (so a killed batch resumes where it stopped; --overwrite edits them again), and a summary
+says what was edited, skipped and failed (with the reason); the exit code is 2 when any input failed.
     python scripts/edit.py --reference other.mp4 video.mp4 --out styled.mp4 --preview
     python scripts/edit.py --emotion sad video.mp4 --renderer neural --checkpoint runs/renderer/renderer.safetensors
 """
@@ -32,8 +38,9 @@ DEFAULT_RECONSTRUCT_CONFIG = REPO / "configs" / "reconstruct" / "default.yaml"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", type=Path, help="input video or photo (jpg, png, webp, bmp; EXIF orientation "
-                                                  "honoured); never modified")
+    parser.add_argument("video", type=Path, nargs="+",
+                        help="input video or photo (jpg, png, webp, bmp; EXIF orientation honoured), never modified; "
+                             "several, a folder or a glob make a batch")
     target = parser.add_argument_group("target (exactly one)")
     target.add_argument("--emotion", help=f"target emotion: {', '.join(EMOTIONS)} (synonyms such as joy, anger work)")
     target.add_argument("--reference", type=Path, help="a clip whose expression style to transfer")
@@ -54,10 +61,15 @@ def parse_args(argv):
                         help="output video (default: beside the input, named <input>_<emotion>.mp4; for a "
                              "photo <input>_<emotion> with the photo's suffix); written atomically, never the input "
                              "itself, never an existing file unless --overwrite")
+    parser.add_argument("--out-dir", type=Path,
+                        help="batch: where the outputs go, named as beside the input (default: beside each input)")
+    parser.add_argument("--jobs", type=int, default=1, help="batch: inputs edited at once, each in its own process "
+                                                            "(default 1; the cores are shared between them)")
     parser.add_argument("--preview", action="store_true",
                         help="also write <out>_preview.mp4 (a photo: <out>_preview.jpg ...): original | edited")
     parser.add_argument("--face", default="largest",
-                        help="which face when several are tracked: 'largest' (default) or a track id")
+                        help="which face when several are tracked: 'largest' (default), a track id, or 'all' (each "
+                             "face edited with its own reconstruction)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: the latent z of --manipulator ned (facs is deterministic)")
     parser.add_argument("--params", type=Path, help="reuse a reconstruction saved by --save-params or reconstruct.py")
@@ -96,6 +108,23 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise UserError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def describe_report(report) -> str:
+    """What the edit did, face by face (EditReport): frames edited, scaled down, left without the face."""
+    from ned_outlier.reconstruction.reconstructor import describe_frames
+
+    def one(face) -> str:
+        missing = describe_frames(~face.face_found)
+        return (f"in {face.edited} of {report.frames} frames"
+                + (f" ({face.fold_limited} with the change scaled down to avoid folding)" if face.fold_limited else "")
+                + (f"; {missing} without {'the' if len(report.faces) == 1 else 'this'} face, left as they were"
+                   if missing else ""))
+
+    if len(report.faces) == 1:
+        return f"edited the face {one(report.faces[0])}"
+    return f"edited {len(report.faces)} faces: " + "; ".join(f"face {face.track_id} {one(face)}"
+                                                              for face in report.faces)
 
 
 def sort_checkpoints(args) -> dict[str, Path]:
@@ -137,15 +166,106 @@ def main(argv=None) -> None:
         raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
     checkpoints = sort_checkpoints(args)
     face = int(args.face) if args.face.isdigit() else args.face
-    if face != "largest" and not isinstance(face, int):
-        raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")
+    if face not in ("largest", "all") and not isinstance(face, int):
+        raise UserError(f"--face must be 'largest', 'all' or a track id (an integer), got {args.face!r}")
+    if face == "all" and (args.params or args.save_params):
+        raise UserError("--face all edits every face, and a params file holds one: drop --params / --save-params, or "
+                        "choose one face (--face ID)")
+    if face == "all" and args.renderer == "neural":
+        raise UserError("--face all: a neural renderer draws the one actor it was trained on; choose one face (--face)")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
 
+    from ned_outlier.batch import expand_inputs
+
+    inputs = expand_inputs(args.video)
+    if len(inputs) > 1 or any(path.is_dir() for path in args.video):
+        return edit_batch(args, inputs)
+    if args.out_dir is not None and args.out is not None:
+        raise UserError("give --out (the output file) or --out-dir (its folder), not both")
+    if args.out_dir is not None:
+        args.out = args.out_dir / output_path(replace_args(args, video=inputs[0]), target_label(args)).name
+    edit_input(replace_args(args, video=inputs[0]), face, checkpoints)
+
+
+def target_label(args) -> str:
+    """The name part of the output: the canonical emotion, or like_<reference stem>."""
+    return normalise_emotion(args.emotion) if args.emotion is not None else f"like_{args.reference.stem}"
+
+
+def replace_args(args, **values) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **values})
+
+
+def edit_batch(args, inputs: list[Path]) -> None:
+    """Edit each input in its own process (this script with that input alone), --jobs at a time, skipping those
+    whose outputs exist; under `accelerate launch` this process takes accelerate's share of the inputs. Prints the
+    summary; UserError when any input failed."""
+    from ned_outlier.batch import Outcome, run_commands, summary, this_process_share
+
+    for flag, given in (("--out", args.out), ("--params", args.params), ("--save-params", args.save_params)):
+        if given is not None:
+            raise UserError(f"{flag} names one file: a batch writes one output per input (--out-dir for where)")
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(args.out_dir / "probe")
+    outputs = {}
+    for video in inputs:
+        out = output_path(replace_args(args, video=video), target_label(args))
+        outputs[video] = out if args.out_dir is None else args.out_dir / out.name
+    seen: dict[Path, Path] = {}
+    for video, out in outputs.items():
+        if out.resolve() in seen:
+            raise UserError(f"{seen[out.resolve()]} and {video} would both be edited into {out}: give them other names "
+                            "or leave out --out-dir")
+        seen[out.resolve()] = video
+    mine = this_process_share(inputs)
+    shared = input_options(args)
+    outcomes, commands = {}, []
+    for video in mine:
+        out = outputs[video]
+        preview = out.with_name(f"{out.stem}_preview{out.suffix}") if args.preview else None
+        if out.exists() and (preview is None or preview.exists()) and not args.overwrite:
+            outcomes[video] = Outcome(str(video), "skipped", f"{out} exists (--overwrite to edit it again)")
+        else:
+            commands.append((str(video), [sys.executable, str(Path(__file__).resolve()), str(video), *shared,
+                                          "--out", str(out), "--quiet", *(["--overwrite"] if out.exists() else [])]))
+    print(f"{len(mine)} inputs ({len(mine) - len(commands)} done already), {args.jobs} at a time", flush=True)
+
+    def report(outcome) -> None:
+        print(f"{outcome.status}: {outcome.item}" + (f": {outcome.reason}" if outcome.status == "failed" else ""),
+              flush=True)
+
+    for outcome in run_commands(commands, jobs=args.jobs, on_done=report):
+        outcomes[Path(outcome.item)] = outcome
+    ordered = [outcomes[video] for video in mine]
+    print(summary(ordered))
+    failed = sum(outcome.status == "failed" for outcome in ordered)
+    if failed:
+        raise UserError(f"{failed} of {len(ordered)} inputs failed (listed above)")
+
+
+def input_options(args) -> list[str]:
+    """The options each input's own run in a batch is given: every option of `args` but the inputs, the batch's own
+    (--out-dir, --jobs) and those a batch refuses (--out, --params, --save-params); --overwrite and --quiet are
+    added per input."""
+    options = ["--emotion", args.emotion] if args.emotion is not None else ["--reference", str(args.reference)]
+    options += ["--intensity", repr(args.intensity), "--mouth", args.mouth, "--manipulator", args.manipulator,
+                "--renderer", args.renderer, "--face", str(args.face), "--seed", str(args.seed),
+                "--config", str(args.config), "--reconstruct-config", str(args.reconstruct_config)]
+    for checkpoint in args.checkpoint:
+        options += ["--checkpoint", str(checkpoint)]
+    return options + (["--preview"] if args.preview else [])
+
+
+def edit_input(args, face, checkpoints: dict[str, Path]) -> None:
+    """One input (args.video): its outputs checked and claimed, then edited."""
     from ned_outlier.io.atomic import claim_outputs, ensure_not_input
     from ned_outlier.io.video import VideoReader
 
     # Everything that can be checked is checked here, before any model is loaded or frame reconstructed.
     emotion = normalise_emotion(args.emotion) if args.emotion is not None else None
-    out = output_path(args, emotion or f"like_{args.reference.stem}")
+    out = output_path(args, target_label(args))
     preview = out.with_name(f"{out.stem}_preview{out.suffix}") if args.preview else None
     inputs = [args.video] + ([args.reference] if args.reference else [])
     for path in [out, preview, args.save_params]:
@@ -164,7 +284,7 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
     from ned_outlier.config import load_config
     from ned_outlier.pipeline import edit_video, load_edit_config
     from ned_outlier.reconstruction.params import load_params_of
-    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, describe_frames, reconstruct
+    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct_faces
 
     params = load_params_of(args.params, args.video) if args.params is not None else None
     config = load_edit_config(args.config, [emotion] if emotion is not None and args.manipulator == "facs" else [])
@@ -184,18 +304,15 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
             print(f"note: the renderer was trained on {trained_on}; a per-actor renderer draws that actor's face",
                   file=sys.stderr)
 
-    if params is None:
-        params = reconstruct(args.video, reconstruction, face=face, progress=not args.quiet)
+    faces = [params] if params is not None else reconstruct_faces(args.video, reconstruction, face=face,
+                                                                  progress=not args.quiet)
     if args.save_params is not None:
-        print(f"wrote {params.save(args.save_params)}")
+        print(f"wrote {faces[0].save(args.save_params)}")
     report = edit_video(args.video, out, config, emotion=emotion, reference=args.reference,
-                        intensity=args.intensity, mouth=args.mouth, params=params, reconstruction=reconstruction,
+                        intensity=args.intensity, mouth=args.mouth, params=faces, reconstruction=reconstruction,
                         preview=preview, progress=not args.quiet, manipulator=manipulator,
                         neural_renderer=neural_renderer)
-    missing = describe_frames(~params.face_found[:report.frames])
-    print(f"edited the face in {report.edited} of {report.frames} frames"
-          + (f" ({report.fold_limited} with the change scaled down to avoid folding)" if report.fold_limited else "")
-          + (f"; {missing} without a face, left as they were" if missing else ""))
+    print(describe_report(report))
     print(f"wrote {report.output}")
     if report.preview:
         print(f"wrote {report.preview}")

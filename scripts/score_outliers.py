@@ -100,6 +100,9 @@ def report_truth(root: Path, out: Path) -> None:
           f"{detection['false_alarm_rate']:.1%}")
     for kind, row in detection["per_kind"].items():
         print(f"  {kind:<12} recall {row['recall']:.3f} of {row['outlier_windows']} outlier windows")
+    print(f"  mean lambda {detection['mean_lambda_outliers']:.3f} on the outliers, "
+          f"{detection['mean_lambda_others']:.3f} on the others; a window that is not an outlier weighs more than "
+          f"one that is with probability {detection['ranking_auc']:.3f} (0.5: chance)")
     with atomic_output(out / "truth_detection.json") as temp:
         temp.write_text(json.dumps(detection, indent=1) + "\n")
 

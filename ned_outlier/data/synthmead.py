@@ -135,9 +135,11 @@ def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTr
     """Precision / recall / F1 of lambda < 1 as an outlier flag against the truth, over the emotional windows of
     `actors` that have a lambda (lambdas: (clip path relative to the root, start) -> lambda, as LambdaTable's); per
     outlier kind (onset_offset: the neutral ends, ambiguous: weakly expressed, wrong_label) the recall on its
-    outlier windows; and the false-alarm rate on the windows that are not outliers."""
+    outlier windows; the false-alarm rate on the windows that are not outliers; and, as lambda is a soft weight,
+    the mean lambda of the outliers and of the others, and `ranking_auc`: the probability that a window that is not
+    an outlier has a higher lambda than one that is (ties count half; 0.5 = no better than chance)."""
     by_path = {truth.path: truth for truth in truths}
-    flagged, actual, kinds = [], [], []
+    flagged, actual, kinds, weights = [], [], [], []
     for (path, start), lam in lambdas.items():
         truth = by_path.get(path)
         if truth is None or truth.actor not in actors or truth.label == "neutral" or not np.isfinite(lam):
@@ -145,7 +147,9 @@ def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTr
         flagged.append(lam < 1.0)
         actual.append(truth.window_is_outlier(start, window))
         kinds.append(truth.kind)
+        weights.append(lam)
     flagged, actual, kinds = np.array(flagged, bool), np.array(actual, bool), np.array(kinds, str)
+    weights = np.array(weights, np.float64)
     hits = float(np.sum(flagged & actual))
     precision = hits / max(flagged.sum(), 1)
     recall = hits / max(actual.sum(), 1)
@@ -155,7 +159,20 @@ def outlier_detection(lambdas: dict[tuple[str, int], float], truths: list[ClipTr
     return {"windows": int(len(flagged)), "true_outliers": int(actual.sum()), "flagged": int(flagged.sum()),
             "precision": precision, "recall": recall,
             "f1": 2 * precision * recall / max(precision + recall, 1e-12), "per_kind": per_kind,
-            "false_alarm_rate": float(flagged[~actual].mean()) if (~actual).any() else float("nan")}
+            "false_alarm_rate": float(flagged[~actual].mean()) if (~actual).any() else float("nan"),
+            "mean_lambda_outliers": float(weights[actual].mean()) if actual.any() else float("nan"),
+            "mean_lambda_others": float(weights[~actual].mean()) if (~actual).any() else float("nan"),
+            "ranking_auc": ranking_auc(weights[~actual], weights[actual])}
+
+
+def ranking_auc(higher: np.ndarray, lower: np.ndarray) -> float:
+    """P(a value of `higher` > a value of `lower`), ties counted half (the Mann-Whitney U over the product of the
+    sizes); NaN when either is empty."""
+    if not len(higher) or not len(lower):
+        return float("nan")
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(higher, lower).statistic / (len(higher) * len(lower)))
 
 
 def load_synth_config(path: str | Path) -> SynthConfig:

@@ -167,6 +167,15 @@ def select_track(result: TrackingResult, face: str | int = "largest", no_face_hi
     return by_id[key]
 
 
+def select_tracks(result: TrackingResult, face: str | int = "largest", no_face_hint: str = "") -> list[FaceTrack]:
+    """The tracks to edit: every track, by id, for "all"; else [select_track(result, face, no_face_hint)]."""
+    if face == "all":
+        if not result.tracks:
+            raise UserError(f"no face found in {result.frame_count} frames{no_face_hint}")
+        return sorted(result.tracks, key=lambda track: track.track_id)
+    return [select_track(result, face, no_face_hint)]
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU (N, M) of boxes a (N, 4) and b (M, 4), x0, y0, x1, y1."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, invert_affine, warp_to_crop
 from ned_outlier.face.detector import DetectorConfig, FaceDetector, small_face_hint
-from ned_outlier.face.tracker import TrackerConfig, select_track, track_faces
+from ned_outlier.face.tracker import TrackerConfig, select_tracks, track_faces
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.hands import HandConfig, HandFinder, fill_hands, hand_over_mouth, real_hands, spread
@@ -172,24 +172,50 @@ def reconstruct(
 ) -> FaceParams:
     """Reconstruct one tracked face of `video` (the largest by default, or a track id) in every frame; UserError
     naming `video` when it has no face (or no track `face`)."""
+    if face == "all":
+        raise ValueError("reconstruct makes one face: use reconstruct_faces for every face")
+    return reconstruct_faces(video, config, face, progress)[0]
+
+
+def reconstruct_faces(
+    video: str | Path, config: ReconstructionConfig = ReconstructionConfig(), face: str | int = "all",
+    progress: bool = True
+) -> list[FaceParams]:
+    """Reconstruct every tracked face of `video` ("all", by track id) or one ("largest", a track id), each in every
+    frame, from one tracking pass; UserError naming `video` when it has no face (or no track `face`), or when no
+    face mesh could be fitted to a face in any of its frames."""
     reader = VideoReader(video)
     info = reader.info
     model, schema = mediapipe_au_model()
     with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
         tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
     try:
-        track = select_track(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
+        tracks = select_tracks(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
     except UserError as error:  # which video: an edit reconstructs its input and maybe a --reference clip
         raise UserError(f"{video}: {error}") from None
     if len(tracking.tracks) > 1:
         listing = ", ".join(f"{t.track_id} (frames {t.first_frame}-{t.last_frame})" for t in tracking.tracks)
-        log.info("%d faces tracked: %s; reconstructing face %d (--face to choose)", len(tracking.tracks), listing,
-                 track.track_id)
+        log.info("%d faces tracked: %s; reconstructing %s (--face to choose)", len(tracking.tracks), listing,
+                 "every face" if face == "all" else f"face {tracks[0].track_id}")
+    faces = [_reconstruct_track(reader, tracking, track, model, schema, config, progress) for track in tracks]
+    unfitted = [track.track_id for track, params in zip(tracks, faces) if params is None]
+    if len(unfitted) == len(tracks):
+        raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
+    if unfitted:
+        log.warning("%s: no face mesh could be fitted to face %s in any frame: left as it is", video,
+                    ", ".join(map(str, unfitted)))
+    return [params for params in faces if params is not None]
+
+
+def _reconstruct_track(reader: VideoReader, tracking, track, model, schema, config: ReconstructionConfig,
+                       progress: bool) -> FaceParams | None:
+    """FaceParams of one track of `tracking` (passes 2 and 3: face mesh and fit); None when no face mesh could be
+    fitted in any of its frames."""
     crops = crop_matrices(track.boxes, config.crop)
     landmarks, mouth_occluded, hands = extract_landmarks(reader, crops, track.present, config, progress)
     found = ~np.isnan(landmarks[:, 0, 0])
     if not found.any():
-        raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
+        return None
     fitted = fit_landmarks(landmarks, model, config, progress)
     mouth = [model.au_names.index(n) for n in schema.mouth_names]
     expression = [model.au_names.index(n) for n in schema.expression_names]

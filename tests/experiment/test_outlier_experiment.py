@@ -34,6 +34,11 @@ def test_outlier_precision_and_recall_by_hand():
     assert result["per_kind"] == {"ambiguous": {"outlier_windows": 2, "recall": 0.5},
                                   "wrong_label": {"outlier_windows": 1, "recall": 1.0}}
     assert result["false_alarm_rate"] == pytest.approx(0.5)  # clean a: 1 of its 2 windows flagged
+    # outliers b/0 0.3, b/5 1.0, c/0 0.5; others a/0 1.0, a/5 0.4. Of the 2 x 3 pairs the other window is higher in
+    # 3 (1.0 > 0.3, 1.0 > 0.5, 0.4 > 0.3), equal in 1 (1.0 = 1.0, half), lower in 2: AUC 3.5 / 6
+    assert result["mean_lambda_outliers"] == pytest.approx(0.6)
+    assert result["mean_lambda_others"] == pytest.approx(0.7)
+    assert result["ranking_auc"] == pytest.approx(3.5 / 6)
 
 
 def test_summary_over_seeds_and_table():
@@ -47,7 +52,7 @@ def test_summary_over_seeds_and_table():
     assert summary["none"]["mouth_r"]["values"] == [0.7]
     detection = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "flagged": 2, "true_outliers": 4, "windows": 10,
                  "per_kind": {"ambiguous": {"outlier_windows": 3, "recall": 1 / 3}}}
-    text = table({"summary": summary, "outlier_detection": {"fer": detection}, "code_judge": {"test_accuracy": 0.9}})
+    text = table({"summary": summary, "scorers": {"fer": detection}, "code_judge": {"test_accuracy": 0.9}})
     assert text.splitlines()[0] == "| measure | NED (no lambda) | NED + fer lambda |"  # plain NED first
     assert "| code judge: target accuracy | 0.400 ± 0.000 | 0.600 ± 0.100 |" in text
     assert "fer's lambda < 1 as an outlier flag: precision 0.500, recall 0.250 (ambiguous 0.333)" in text
@@ -338,11 +343,14 @@ def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
     config = ExperimentConfig(seeds=(0, 1), arms=("none",), summary_file=str(tmp_path / "summary.json"))
     path = tmp_path / "results.json"
     results = lambda seed: {"fingerprint": "f", "code_judge": {}, "curves": {},  # noqa: E731
-                            "runs": {f"none/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}}}
+                            "runs": {f"none/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}},
+                            "scorers": {f"scorer{seed}": {"precision": seed}}}
     _save(results(0), config, path)  # the first process finishes seed 0
     _save(results(1), config, path)  # the second, which started before that, finishes seed 1
     for saved in (path, tmp_path / "summary.json"):
         assert set(json.loads(saved.read_text())["runs"]) == {"none/seed0", "none/seed1"}
+    assert json.loads((tmp_path / "summary.json").read_text())["scorers"] == {"scorer0": {"precision": 0},
+                                                                               "scorer1": {"precision": 1}}
     summary = json.loads((tmp_path / "summary.json").read_text())["arms"]["none"]
     assert summary["seeds"] == 2 and summary["code_judge_target_accuracy_mean"] == pytest.approx(0.55)
     other = {**results(2), "fingerprint": "other"}  # a file of another setting is not merged into this one

@@ -228,6 +228,32 @@ def test_a_photo_is_edited_upright_into_a_photo_beside_it(script, capfd, tmp_pat
     assert_one_line_error(code, err, "portrait_surprised.jpg exists", "--overwrite")
 
 
+def test_face_all_edits_every_face_of_a_group_photo_and_one_id_only_that_face(script, capfd, tmp_path):
+    from ned_outlier.face.detector import FaceDetector
+
+    photo = tmp_path / "group.jpg"
+    shutil.copy(asset_path("multi_face_image"), photo)
+    (source,) = list(VideoReader(photo))
+    boxes = FaceDetector().detect([source])[0]
+    assert len(boxes) == 5
+    code, out, err = run_with_output(script, capfd, photo, "--emotion", "surprised", "--face", "all", "--quiet")
+    assert code == 0, err
+    assert out.startswith("edited 5 faces: face 0 in 1 of 1 frames; face 1 in 1 of 1 frames;")
+    code, out, err = run_with_output(script, capfd, photo, "--emotion", "surprised", "--face", "2", "--quiet",
+                                     "--out", tmp_path / "one.jpg")
+    assert code == 0, err
+    assert out.startswith("edited the face in 1 of 1 frames")
+
+    def changes(path):
+        (edited,) = list(VideoReader(path))
+        difference = np.abs(edited.astype(int) - source).mean(axis=2)
+        return [difference[int(y0):int(y1), int(x0):int(x1)].mean() for x0, y0, x1, y1 in boxes.boxes]
+
+    every, one = changes(tmp_path / "group_surprised.jpg"), changes(tmp_path / "one.jpg")
+    assert min(every) > 2 * sorted(one)[-2]  # all five faces changed, where a one-face edit leaves four as they were
+    assert max(one) > 2 * sorted(one)[-2]
+
+
 def test_a_file_that_is_not_an_image_is_one_line(script, capfd, tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_bytes(b"not a picture at all")
@@ -391,9 +417,12 @@ def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, te
     (["--emotion", "sad", "--config", "{tmp}/sigma.yaml"], ["sigma.yaml", "temporal_sigma must be >= 0", "-5"]),
     (["--emotion", "sad", "--config", "{tmp}/strength.yaml"], ["strength.yaml", "facs.strength must be >= 0", "-40"]),
     (["--emotion", "sad", "--out", "{tmp}/o.jpg"], ["--out", "o.jpg is a photo", "a_preview.mp4 is a video", ".mp4"]),
+    (["--emotion", "sad", "--face", "all", "--save-params", "{tmp}/p.npz"], ["--face all", "a params file holds one"]),
+    (["--emotion", "sad", "--face", "everyone"], ["--face must be 'largest', 'all' or a track id", "'everyone'"]),
 ], ids=["save-params-folder-missing", "save-params-is-a-folder", "save-params-is-the-input", "input-is-the-preview",
         "reference-missing", "checkpoint-is-a-folder", "config-without-facs", "config-without-the-emotion",
-        "negative-temporal-sigma", "negative-strength", "photo-out-of-a-video"])
+        "negative-temporal-sigma", "negative-strength", "photo-out-of-a-video", "all-faces-into-one-params-file",
+        "unknown-face"])
 def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, fragments):
     """Each refused before the reconstruction starts (here it would fail the test) and before writing anything."""
     from ned_outlier.reconstruction import reconstructor

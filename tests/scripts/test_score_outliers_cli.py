@@ -68,3 +68,4 @@ def test_a_set_with_a_truth_table_gets_lambdas_outlier_detection(script, tiny_me
     assert detection["windows"] == 9 and detection["true_outliers"] == 3  # the 3 windows of the mislabelled clip
     assert detection["per_kind"]["wrong_label"]["outlier_windows"] == 3
     assert "recall" in out and "wrong_label" in out
+    assert f"with probability {detection['ranking_auc']:.3f} (0.5: chance)" in out
