@@ -11,12 +11,12 @@ neural renderer trained on this actor (train_renderer.py).
     python scripts/edit.py --emotion sad photo.jpg --preview      # -> photo_sad.jpg + photo_sad_preview.jpg
     python scripts/edit.py --emotion happy clips/ "more/*.mp4" --out-dir edited/ --jobs 2   # a batch
     accelerate launch --num_processes 4 scripts/edit.py --emotion happy clips/ --out-dir edited/   # split 4 ways
+    python scripts/edit.py --reference other.mp4 video.mp4 --out styled.mp4 --preview
+    python scripts/edit.py --emotion sad video.mp4 --renderer neural --checkpoint runs/renderer/renderer.safetensors
 
 Batch (several inputs, a folder or a glob): each input is edited in its own process (--jobs at a time), outputs that
 already exist are skipped (so a killed batch resumes where it stopped; --overwrite edits them again), and a summary
 says what was edited, skipped and failed (with the reason); the exit code is 2 when any input failed.
-    python scripts/edit.py --reference other.mp4 video.mp4 --out styled.mp4 --preview
-    python scripts/edit.py --emotion sad video.mp4 --renderer neural --checkpoint runs/renderer/renderer.safetensors
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def describe_report(report) -> str:
         missing = describe_frames(~face.face_found)
         return (f"in {face.edited} of {report.frames} frames"
                 + (f" ({face.fold_limited} with the change scaled down to avoid folding)" if face.fold_limited else "")
-                + (f"; {missing} without {'the' if len(report.faces) == 1 else 'this'} face, left as they were"
+                + (f"; {missing} without {'a' if len(report.faces) == 1 else 'this'} face, left as they were"
                    if missing else ""))
 
     if len(report.faces) == 1:
@@ -229,7 +229,8 @@ def edit_batch(args, inputs: list[Path]) -> None:
             outcomes[video] = Outcome(str(video), "skipped", f"{out} exists (--overwrite to edit it again)")
         else:
             commands.append((str(video), [sys.executable, str(Path(__file__).resolve()), str(video), *shared,
-                                          "--out", str(out), "--quiet", *(["--overwrite"] if out.exists() else [])]))
+                                          "--out", str(out), "--quiet",
+                                          *(["--overwrite"] if out.exists() or preview and preview.exists() else [])]))
     print(f"{len(mine)} inputs ({len(mine) - len(commands)} done already), {args.jobs} at a time", flush=True)
 
     def report(outcome) -> None:
