@@ -477,10 +477,10 @@ def arm_fingerprint(fingerprint: str, table: str | Path | None) -> str:
 
 def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: dict[str, str],
                   keep: bool = False) -> dict:
-    """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed summary)
-    made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another lambda
-    table (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning when it
-    or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
+    """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed
+    summary) made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another
+    lambda table (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning
+    when it or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
     a UserError."""
     empty = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
     if not path or not Path(path).is_file():
@@ -495,7 +495,7 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
     kept = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": dict(earlier.get("scorers") or {})}
     stored = earlier.get("run_fingerprints", {})
     for key, run in earlier.get("runs", {}).items():
-        arm = key.rsplit("/seed", 1)[0]
+        arm = _arm_of(key)
         if arm in arm_fingerprints and stored.get(key) != arm_fingerprints[arm]:
             if keep:
                 raise UserError(f"{path}: its run {key} was trained on another lambda table than {arm}'s now: "
@@ -618,9 +618,14 @@ def paired_differences(runs: dict) -> dict:
     return differences
 
 
+def _arm_of(key: str) -> str:
+    """The arm of a run keyed "<arm>/seed<N>"."""
+    return key.rsplit("/seed", 1)[0]
+
+
 def _arms_of(runs: dict) -> set[str]:
     """The arms of runs keyed "<arm>/seed<N>"."""
-    return {key.rsplit("/seed", 1)[0] for key in runs}
+    return {_arm_of(key) for key in runs}
 
 
 def _seeds_of(runs: dict) -> tuple[int, ...]:

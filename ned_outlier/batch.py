@@ -84,8 +84,6 @@ def run_commands(commands: Sequence[tuple[str, list[str]]], jobs: int = 1, threa
     (default: the cores shared between the jobs); an Outcome per command, in the given order: "edited" with its
     last stdout line when it exits 0, else "failed" with its `error:` line (or its last stderr line). `on_done`
     (Outcome) is called as each finishes (a progress line)."""
-    if jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 

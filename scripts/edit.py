@@ -183,9 +183,7 @@ def main(argv=None) -> None:
         return edit_batch(args, inputs)
     if args.out_dir is not None and args.out is not None:
         raise UserError("give --out (the output file) or --out-dir (its folder), not both")
-    if args.out_dir is not None:
-        args.out = args.out_dir / output_path(replace_args(args, video=inputs[0]), target_label(args)).name
-    edit_input(replace_args(args, video=inputs[0]), face, checkpoints)
+    edit_input(replace_args(args, video=inputs[0], out=planned_output(args, inputs[0])), face, checkpoints)
 
 
 def target_label(args) -> str:
@@ -195,6 +193,12 @@ def target_label(args) -> str:
 
 def replace_args(args, **values) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **values})
+
+
+def planned_output(args, video: Path) -> Path:
+    """Where `video`'s edit goes: output_path's name, in --out-dir when one is given."""
+    out = output_path(replace_args(args, video=video), target_label(args))
+    return out if args.out_dir is None else args.out_dir / out.name
 
 
 def edit_batch(args, inputs: list[Path]) -> None:
@@ -209,10 +213,7 @@ def edit_batch(args, inputs: list[Path]) -> None:
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         check_writable(args.out_dir / "probe")
-    outputs = {}
-    for video in inputs:
-        out = output_path(replace_args(args, video=video), target_label(args))
-        outputs[video] = out if args.out_dir is None else args.out_dir / out.name
+    outputs = {video: planned_output(args, video) for video in inputs}
     seen: dict[Path, Path] = {}
     for video, out in outputs.items():
         if out.resolve() in seen:

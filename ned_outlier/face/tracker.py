@@ -155,8 +155,7 @@ def track_faces(
 def select_track(result: TrackingResult, face: str | int = "largest", no_face_hint: str = "") -> FaceTrack:
     """The track to edit: "largest" (largest box area summed over its frames) or a track id (int or digits);
     UserError when there is none, `no_face_hint` appended to its message (e.g. detector.small_face_hint)."""
-    if not result.tracks:
-        raise UserError(f"no face found in {result.frame_count} frames{no_face_hint}")
+    _require_tracks(result, no_face_hint)
     if face == "largest":
         return max(result.tracks, key=lambda track: track.mean_area() * np.count_nonzero(track.present))
     by_id = {track.track_id: track for track in result.tracks}
@@ -170,10 +169,15 @@ def select_track(result: TrackingResult, face: str | int = "largest", no_face_hi
 def select_tracks(result: TrackingResult, face: str | int = "largest", no_face_hint: str = "") -> list[FaceTrack]:
     """The tracks to edit: every track, by id, for "all"; else [select_track(result, face, no_face_hint)]."""
     if face == "all":
-        if not result.tracks:
-            raise UserError(f"no face found in {result.frame_count} frames{no_face_hint}")
+        _require_tracks(result, no_face_hint)
         return sorted(result.tracks, key=lambda track: track.track_id)
     return [select_track(result, face, no_face_hint)]
+
+
+def _require_tracks(result: TrackingResult, no_face_hint: str) -> None:
+    """UserError when `result` has no track, `no_face_hint` appended to its message."""
+    if not result.tracks:
+        raise UserError(f"no face found in {result.frame_count} frames{no_face_hint}")
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

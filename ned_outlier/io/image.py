@@ -29,7 +29,8 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise UserError(f"{path}: not a readable image ({str(error).splitlines()[0] or type(error).__name__})") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{path}: not a readable image ({reason})") from None
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> Path:

@@ -246,7 +246,8 @@ def test_arms_follow_the_scorers_and_plain_ned_alone_needs_no_lambda_table():
            "clip": {"lambdas": "c/windows.csv", "scoring_config": "c.yaml", "training_config": "t.yaml"}}
     assert ExperimentConfig(arms=("none",)).scorers_used == ()
     assert ExperimentConfig(scorers=two, arms=("none", "mean_clip")).scorers_used == ("clip",)
-    assert ExperimentConfig(scorers=two, arms=("oracle", "lambda_clip")).scorers_used == ("clip", "fer")  # oracle: first
+    # the oracle reweights the first scorer's windows
+    assert ExperimentConfig(scorers=two, arms=("oracle", "lambda_clip")).scorers_used == ("clip", "fer")
     assert ExperimentConfig(scorers=two).valid_arms == ("none", "lambda_fer", "lambda_clip", "oracle", "mean_fer",
                                                         "mean_clip")
     with pytest.raises(ValueError, match="arms must be some of none, lambda_fer, oracle, mean_fer, not lambda_clip"):
