@@ -25,7 +25,8 @@ from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
 from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams
-from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct, reconstruct_faces, true_runs
+from ned_outlier.reconstruction.reconstructor import (ReconstructionConfig, describe_frames, reconstruct,
+                                                      reconstruct_faces, true_runs)
 from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
 from ned_outlier.renderer.occlusion import OcclusionConfig, face_width, hand_mask, present_hands, vertex_weights
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
@@ -89,6 +90,22 @@ class EditReport:
     @property
     def mouth_from_donor(self) -> int:
         return sum(face.mouth_from_donor for face in self.faces)
+
+    def describe(self) -> str:
+        """What the edit did, face by face, in one line: frames edited, scaled down, left without the face."""
+
+        def one(face: FaceEdit) -> str:
+            missing = describe_frames(~face.face_found)
+            return (f"in {face.edited} of {self.frames} frames"
+                    + (f" ({face.fold_limited} with the change scaled down to avoid folding)" if face.fold_limited
+                       else "")
+                    + (f"; {missing} without {'a' if len(self.faces) == 1 else 'this'} face, left as they were"
+                       if missing else ""))
+
+        if len(self.faces) == 1:
+            return f"edited the face {one(self.faces[0])}"
+        return f"edited {len(self.faces)} faces: " + "; ".join(f"face {face.track_id} {one(face)}"
+                                                                for face in self.faces)
 
 
 def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] | list[str] = ()) -> EditConfig:
@@ -250,7 +267,7 @@ def edit_video(
     config: EditConfig,
     *,
     emotion: str | None = None,
-    reference: str | Path | None = None,
+    reference: str | Path | FaceParams | None = None,
     intensity: float = 1.0,
     mouth: str = "keep",
     face: str | int = "largest",
@@ -262,13 +279,13 @@ def edit_video(
     neural_renderer=None,
 ) -> EditReport:
     """Edit the face in `video` (the largest, a track id, or "all" of them: `face`) toward `emotion` (or `reference`'s
-    style) and write `out` (and a side-by-side original | edited `preview`); a photo is a one-frame video, and an
-    image suffix of `out` writes a photo. `params` reuses saved reconstructions of `video` instead (one face or
-    several; UserError when one is of another video: `FaceParams.require_source`). Each face is edited with its own
+    style: the clip, or its reconstruction) and write `out` (and a side-by-side original | edited `preview`); a photo
+    is a one-frame video, and an image suffix of `out` writes a photo. `params` reuses saved reconstructions of
+    `video` instead (one face or several; UserError when one is of another video: `FaceParams.require_source`). Each face is edited with its own
     codes (and its own neutral estimate, for NED), one after the other on each frame. `manipulator`: an object with
     NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
     (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer); it draws one face."""
-    inputs = [video] + ([reference] if reference is not None else [])
+    inputs = [video] + ([reference] if reference is not None and not isinstance(reference, FaceParams) else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
     reader = VideoReader(video)
@@ -282,7 +299,9 @@ def edit_video(
     if neural_renderer is not None and len(faces) > 1:
         raise UserError(f"a neural renderer draws the one actor it was trained on, not {len(faces)} faces: choose one "
                         "face (--face)")
-    reference_params = reconstruct(reference, reconstruction, progress=progress) if reference is not None else None
+    reference_params = reference
+    if reference is not None and not isinstance(reference, FaceParams):
+        reference_params = reconstruct(reference, reconstruction, progress=progress)
     editors = []
     for one in faces:
         if manipulator is None:

@@ -110,23 +110,6 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def describe_report(report) -> str:
-    """What the edit did, face by face (EditReport): frames edited, scaled down, left without the face."""
-    from ned_outlier.reconstruction.reconstructor import describe_frames
-
-    def one(face) -> str:
-        missing = describe_frames(~face.face_found)
-        return (f"in {face.edited} of {report.frames} frames"
-                + (f" ({face.fold_limited} with the change scaled down to avoid folding)" if face.fold_limited else "")
-                + (f"; {missing} without {'a' if len(report.faces) == 1 else 'this'} face, left as they were"
-                   if missing else ""))
-
-    if len(report.faces) == 1:
-        return f"edited the face {one(report.faces[0])}"
-    return f"edited {len(report.faces)} faces: " + "; ".join(f"face {face.track_id} {one(face)}"
-                                                              for face in report.faces)
-
-
 def sort_checkpoints(args) -> dict[str, Path]:
     """--checkpoint files by role, "manipulator" and/or "renderer", from their own metadata; UserError when one is
     missing for the chosen --manipulator / --renderer or is given without them."""
@@ -314,7 +297,7 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
                         intensity=args.intensity, mouth=args.mouth, params=faces, reconstruction=reconstruction,
                         preview=preview, progress=not args.quiet, manipulator=manipulator,
                         neural_renderer=neural_renderer)
-    print(describe_report(report))
+    print(report.describe())
     print(f"wrote {report.output}")
     if report.preview:
         print(f"wrote {report.preview}")

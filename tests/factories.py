@@ -84,7 +84,7 @@ def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedPro
     ranks: PYTHONFAULTHANDLER) prints where each of its threads is, and the test fails with those stacks."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), str(REPO / "scripts" / script), *map(str, arguments)]
+               "--main_process_port", str(free_port()), str(REPO / "scripts" / script), *map(str, arguments)]
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1",
                    "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -118,7 +118,7 @@ def _signal_all(pids: list[int], signal_number: int) -> None:
             os.kill(pid, signal_number)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A TCP port on localhost that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
