@@ -107,3 +107,16 @@ def test_an_input_without_a_face_or_not_a_video_is_refused(session, tmp_path):
         session.faces(broken)
     with pytest.raises(UserError, match="no face found"):
         session.faces(asset_path("no_face_video"))
+
+
+def test_a_reference_clip_is_reconstructed_once_too(session, counted, ffmpeg, tmp_path):
+    clip = asset_path("single_face_video")
+    reference = ffmpeg(tmp_path / "laugh.mp4", "-i", str(asset_path("pexels_video")), "-frames:v", "15",
+                       "-c:v", "libx264")
+    first = session.edit(clip, reference=reference, intensity=1.0)
+    second = session.edit(clip, reference=reference, intensity=0.5)
+    assert counted == [clip, reference]
+    assert not first.reused and second.reused
+    assert first.report.output.name == "single_face_like_laugh.mp4"
+    with pytest.raises(UserError, match="choose an emotion or a reference clip"):
+        session.edit(clip, emotion="sad", reference=reference)
