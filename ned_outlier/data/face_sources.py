@@ -23,7 +23,7 @@ from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
 from ned_outlier.face.crop import CropConfig, apply_affine, crop_matrices, warp_to_crop
 from ned_outlier.face.detector import FaceDetector
-from ned_outlier.io.image import is_image, write_image
+from ned_outlier.io.image import is_image, read_image, write_image
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
@@ -106,10 +106,7 @@ def load_photos(source: SourceConfig) -> list[np.ndarray]:
         data = np.asarray(getattr(skimage.data, name)())
         images = list(data) if data.ndim == 3 and data.shape[-1] not in (3, 4) or data.ndim == 4 else [data]
     else:
-        image = cv2.imread(str(media_path(source.media)), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"cannot read image {source.media}")
-        images = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB)]
+        images = [read_image(media_path(source.media))]
     end = source.first + source.limit if source.limit else None
     return [as_rgb(image) for image in images[source.first:end]]
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from ned_outlier.errors import UserError
-from ned_outlier.io.image import is_image
+from ned_outlier.io.image import is_image, read_image
 from recognition.labels import AFFECTNET_ORDER, FER2013_LABELS, RAFDB_ORDER, normalise_emotion
 
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
@@ -39,10 +38,7 @@ class Sample:
         if self.pixels is not None:
             pixels = self.pixels
             return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
-        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"cannot read image {self.path}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_image(self.path)
 
 
 def _require(path: Path, what: str) -> Path:
