@@ -166,10 +166,12 @@ def main(argv=None) -> None:
     try:
         page.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False,
                             allowed_paths=[str(work_dir)], show_error=True, footer_links=[], pwa=False,
-                            mcp_server=False)
+                            mcp_server=False, quiet=True, prevent_thread_lock=True)
     except OSError as error:  # the port is taken; gradio's advice (an environment variable) is not this script's
         reason = str(error).split(". ")[0]
         raise UserError(f"cannot listen on {args.host}:{args.port} ({reason}): choose another --port") from None
+    print(f"serving http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
+    page.block_thread()
 
 
 if __name__ == "__main__":
