@@ -111,7 +111,7 @@ def test_missing_files_say_where_to_give_them_and_where_to_register(tmp_path, mo
         load_deca_encoder(tmp_path / "nowhere" / "deca_model.tar")
     message = str(missing.value)
     assert "\n" not in message and str(tmp_path / "nowhere" / "deca_model.tar") in message
-    for part in ("--deca-model", "deca.model_path", "DECA_MODEL_PATH", "https://deca.is.tue.mpg.de",
+    for part in ("--deca-model", "flame.deca_model", "DECA_MODEL_PATH", "https://deca.is.tue.mpg.de",
                  "https://flame.is.tue.mpg.de"):
         assert part in message
     with pytest.raises(UserError, match="^no DECA model given: .*DECA_MODEL_PATH"):

@@ -32,18 +32,19 @@ import torch
 from torch import nn
 
 from ned_outlier.errors import UserError
+from ned_outlier.reconstruction.user_files import FLAME_REGISTRATION_URL, resolve_file, where_given
 from ned_outlier.reconstruction.deca.encoder import DecaEncoder, EmocaEncoder
 
 log = logging.getLogger(__name__)
 
 DECA_MODEL_FLAG = "--deca-model"
-DECA_MODEL_CONFIG_KEY = "deca.model_path"
+DECA_MODEL_CONFIG_KEY = "flame.deca_model"
+EMOCA_MODEL_CONFIG_KEY = "flame.emoca_model"
 DECA_MODEL_ENV = "DECA_MODEL_PATH"
 EMOCA_MODEL_FLAG = "--emoca-model"
 EMOCA_MODEL_ENV = "EMOCA_MODEL_PATH"
 DECA_REGISTRATION_URL = "https://deca.is.tue.mpg.de"
 EMOCA_REGISTRATION_URL = "https://emoca.is.tue.mpg.de"
-FLAME_REGISTRATION_URL = "https://flame.is.tue.mpg.de"
 
 DECA_COARSE_KEY = "E_flame"
 EMOCA_FLAME_PREFIX = "deca.E_flame."
@@ -51,24 +52,12 @@ EMOCA_EXPRESSION_PREFIX = "deca.E_expression."
 OPTIONAL_SUFFIX = ".num_batches_tracked"
 
 
-def _where_given(flag: str, env: str, config_key: str | None) -> str:
-    config = f", the config key {config_key}" if config_key else ""
-    return f"give its path with {flag}{config}, or the environment variable {env}"
-
-
-def _resolve(path: str | os.PathLike | None, name: str, flag: str, env: str, config_key: str | None,
-             expected: str, registration: str) -> Path:
+def _resolve(path: str | os.PathLike | None, name: str, flag: str, env: str, config_key: str,
+             expected: str, registration: str, folder_ok: bool = False) -> Path:
     """The model file: `path`, else the environment variable `env`; UserError when neither names an existing file."""
-    where = (f"{_where_given(flag, env, config_key)} ({expected} comes with registration at {registration}, "
-             f"which needs FLAME's at {FLAME_REGISTRATION_URL}; nothing is downloaded)")
-    if path is None or str(path) == "":
-        path = os.environ.get(env) or None
-        if path is None:
-            raise UserError(f"no {name} model given: {where}")
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"{name} model {path} not found: {where}")
-    return path
+    how = (f"{where_given(flag, config_key, env)} ({expected} comes with registration at {registration}, "
+           f"which needs FLAME's at {FLAME_REGISTRATION_URL}; nothing is downloaded)")
+    return resolve_file(path, f"{name} model", env, how, folder_ok)
 
 
 def _inert_class(full_name: str) -> type:
@@ -188,8 +177,8 @@ def _emoca_checkpoint_file(path: Path) -> Path:
 def load_emoca(path: str | os.PathLike | None = None) -> EmocaEncoder:
     """EMOCA's coarse encoders (DECA's E_flame and EMOCA's E_expression) from the user's EMOCA checkpoint (the
     .ckpt file or the model folder holding exactly one), in eval mode; `path` None reads EMOCA_MODEL_PATH."""
-    path = _emoca_checkpoint_file(_resolve(path, "EMOCA", EMOCA_MODEL_FLAG, EMOCA_MODEL_ENV, None,
-                                           "the EMOCA model", EMOCA_REGISTRATION_URL))
+    path = _emoca_checkpoint_file(_resolve(path, "EMOCA", EMOCA_MODEL_FLAG, EMOCA_MODEL_ENV, EMOCA_MODEL_CONFIG_KEY,
+                                           "the EMOCA model", EMOCA_REGISTRATION_URL, folder_ok=True))
     checkpoint = _read(path, "EMOCA")
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
