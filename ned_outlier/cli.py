@@ -60,3 +60,36 @@ def add_training_arguments(parser, configs: str, example: str) -> None:
 def training_overrides(args) -> list[str]:
     """The --set overrides with --output-dir added."""
     return args.overrides + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+
+
+# The reconstruction flags of edit.py, reconstruct.py and app.py: flag -> the reconstruction YAML key it overrides.
+RECONSTRUCTION_FLAGS = {"--backend": "backend", "--deca-model": "flame.deca_model",
+                        "--emoca-model": "flame.emoca_model", "--flame-model": "flame.flame_model"}
+
+
+def add_reconstruction_arguments(parser) -> None:
+    """--backend and the FLAME backends' files (--deca-model, --emoca-model, --flame-model), which override the
+    reconstruction YAML's `backend` and `flame.*` (and the DECA_MODEL_PATH, EMOCA_MODEL_PATH, FLAME_MODEL_PATH
+    environment variables)."""
+    group = parser.add_argument_group("reconstruction backend (default: the reconstruction YAML's)")
+    group.add_argument("--backend", choices=("mediapipe-au", "flame-deca", "flame-emoca"),
+                       help="mediapipe-au: offline, packaged models; flame-deca / flame-emoca: NED's DECA (EMOCA) + "
+                            "FLAME, from your own files (docs/reconstruction.md)")
+    group.add_argument("--deca-model", help="DECA's deca_model.tar (config flame.deca_model)")
+    group.add_argument("--emoca-model", help="an EMOCA checkpoint .ckpt or its folder (config flame.emoca_model)")
+    group.add_argument("--flame-model", help="FLAME 2020's generic_model.pkl (config flame.flame_model)")
+
+
+def _given_reconstruction_flags(args) -> dict[str, str]:
+    values = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in RECONSTRUCTION_FLAGS}
+    return {flag: value for flag, value in values.items() if value is not None}
+
+
+def reconstruction_overrides(args) -> dict[str, str]:
+    """The config overrides (for ned_outlier.config.replace_fields) of the reconstruction flags given."""
+    return {RECONSTRUCTION_FLAGS[flag]: value for flag, value in _given_reconstruction_flags(args).items()}
+
+
+def reconstruction_options(args) -> list[str]:
+    """The reconstruction flags given, as arguments for a sub-process of the same script."""
+    return [part for flag, value in _given_reconstruction_flags(args).items() for part in (flag, value)]

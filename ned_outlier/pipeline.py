@@ -23,7 +23,7 @@ from ned_outlier.io.video import VideoReader, VideoWriter
 from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator, TargetCodes
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
-from ned_outlier.reconstruction.mediapipe_au import codes_to_aus, mediapipe_au_model
+from ned_outlier.reconstruction.mediapipe_au import BACKEND as MEDIAPIPE_BACKEND, codes_to_aus, mediapipe_au_model
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import (ReconstructionConfig, describe_frames, reconstruct,
                                                       reconstruct_faces, true_runs)
@@ -281,10 +281,11 @@ def edit_video(
     """Edit the face in `video` (the largest, a track id, or "all" of them: `face`) toward `emotion` (or `reference`'s
     style: the clip, or its reconstruction) and write `out` (and a side-by-side original | edited `preview`); a photo
     is a one-frame video, and an image suffix of `out` writes a photo. `params` reuses saved reconstructions of
-    `video` instead (one face or several; UserError when one is of another video: `FaceParams.require_source`). Each face is edited with its own
-    codes (and its own neutral estimate, for NED), one after the other on each frame. `manipulator`: an object with
-    NedManipulator's target_codes (None: the `facs` prototypes of `config`). `neural_renderer`: a LoadedRenderer
-    (renderer/neural/checkpoint.py) trained on this actor (None: the `warp` renderer); it draws one face."""
+    `video` instead (one face or several; UserError when one is of another video: `FaceParams.require_source`).
+    Each face is edited with its own codes (and its own neutral estimate, for NED), one after the other on each
+    frame. `manipulator`: an object with NedManipulator's target_codes (None: the `facs` prototypes of `config`).
+    `neural_renderer`: a LoadedRenderer (renderer/neural/checkpoint.py) trained on this actor (None: the `warp`
+    renderer); it draws one face."""
     inputs = [video] + ([reference] if reference is not None and not isinstance(reference, FaceParams) else [])
     for path in [out] + ([preview] if preview is not None else []):
         ensure_not_input(path, *inputs)
@@ -296,6 +297,8 @@ def edit_video(
         faces = [params] if isinstance(params, FaceParams) else list(params)
         for one in faces:
             one.require_source(reader)
+    for one in faces:
+        require_offline_schema(one.schema, manipulator is None, neural_renderer is None)
     if neural_renderer is not None and len(faces) > 1:
         raise UserError(f"a neural renderer draws the one actor it was trained on, not {len(faces)} faces: choose one "
                         "face (--face)")
@@ -326,6 +329,17 @@ def edit_video(
     edits = tuple(FaceEdit(one.track_id, int(one.face_found[:frames].sum()), editor.fold_limited, editor.from_donor,
                            one.face_found[:frames]) for one, editor in zip(faces, editors))
     return EditReport(frames, edits, Path(out), Path(preview) if preview else None)
+
+
+def require_offline_schema(schema, facs: bool, warp: bool) -> None:
+    """UserError when the facs manipulator (`facs`) or the warp renderer (`warp`) is asked to work on codes of
+    another backend than mediapipe-au: both are built on its FACS action units and MediaPipe mesh."""
+    if schema.backend == MEDIAPIPE_BACKEND or not (facs or warp):
+        return
+    part = "the facs manipulator" if facs else "the warp renderer"
+    raise UserError(f"{part} works on {MEDIAPIPE_BACKEND} reconstructions, these are {schema.backend}: its codes are "
+                    "edited by a NED manipulator trained on them (--manipulator ned) and drawn by a neural renderer "
+                    "conditioned on the FLAME mesh, which is not built yet (docs/reconstruction.md)")
 
 
 def plan_mouths(params: FaceParams, delta: np.ndarray, model, geometry: EditGeometry, source_gaps: np.ndarray,

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import add_reconstruction_arguments, reconstruction_overrides, run_cli  # noqa: E402
 from ned_outlier.errors import UserError  # noqa: E402
 from ned_outlier.labels import EMOTIONS  # noqa: E402
 
@@ -41,6 +41,7 @@ def parse_args(argv):
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="edit YAML (default: %(default)s)")
     parser.add_argument("--reconstruct-config", type=Path, default=DEFAULT_RECONSTRUCT_CONFIG,
                         help="reconstruction YAML (default: %(default)s)")
+    add_reconstruction_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -152,13 +153,14 @@ def main(argv=None) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request of gradio's own start-up checks
-    from ned_outlier.config import load_config
+    from ned_outlier.config import load_config, replace_fields
     from ned_outlier.edit_session import EditSession
     from ned_outlier.pipeline import load_edit_config
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
 
     config = load_edit_config(args.config, list(EMOTIONS))
-    reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
+    reconstruction = replace_fields(load_config(args.reconstruct_config, ReconstructionConfig),
+                                    reconstruction_overrides(args))
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="ned-app-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     page = build_page(EditSession(work_dir, config, reconstruction))

@@ -28,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import (add_reconstruction_arguments, reconstruction_options, reconstruction_overrides,  # noqa: E402
+                             run_cli)
 from ned_outlier.errors import UserError  # noqa: E402
 from ned_outlier.labels import EMOTIONS, normalise_emotion  # noqa: E402
 
@@ -81,6 +82,7 @@ def parse_args(argv):
     parser.add_argument("--reconstruct-config", type=Path, default=DEFAULT_RECONSTRUCT_CONFIG,
                         help="reconstruction YAML (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_reconstruction_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -240,7 +242,7 @@ def input_options(args) -> list[str]:
                 "--config", str(args.config), "--reconstruct-config", str(args.reconstruct_config)]
     for checkpoint in args.checkpoint:
         options += ["--checkpoint", str(checkpoint)]
-    return options + (["--preview"] if args.preview else [])
+    return options + reconstruction_options(args) + (["--preview"] if args.preview else [])
 
 
 def edit_input(args, face, checkpoints: dict[str, Path]) -> None:
@@ -266,14 +268,15 @@ def edit_input(args, face, checkpoints: dict[str, Path]) -> None:
 
 def edit(args, emotion: str | None, out: Path, preview: Path | None, face, checkpoints: dict[str, Path]) -> None:
     """The checks that need the configs and files loaded, then the reconstruction (unless --params) and the edit."""
-    from ned_outlier.config import load_config
+    from ned_outlier.config import load_config, replace_fields
     from ned_outlier.pipeline import edit_video, load_edit_config
     from ned_outlier.reconstruction.params import load_params_of
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct_faces
 
     params = load_params_of(args.params, args.video) if args.params is not None else None
     config = load_edit_config(args.config, [emotion] if emotion is not None and args.manipulator == "facs" else [])
-    reconstruction = load_config(args.reconstruct_config, ReconstructionConfig)
+    reconstruction = replace_fields(load_config(args.reconstruct_config, ReconstructionConfig),
+                                    reconstruction_overrides(args))
     manipulator = None
     if args.manipulator == "ned":
         from ned_outlier.manipulator.ned.inference import NedManipulator

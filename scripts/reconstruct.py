@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from ned_outlier.cli import run_cli  # noqa: E402
+from ned_outlier.cli import add_reconstruction_arguments, reconstruction_overrides, run_cli  # noqa: E402
 from ned_outlier.errors import UserError  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "reconstruct" / "default.yaml"
@@ -38,6 +38,7 @@ def parse_args(argv):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the outputs of an earlier run in --out (without it they are an error)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_reconstruction_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -52,7 +53,8 @@ def main(argv=None) -> None:
 
     config = load_config(args.config, ReconstructionConfig)
     overrides = {"tracker.detect_every": args.detect_every, "smooth_sigma": args.smooth}
-    config = replace_fields(config, {k: v for k, v in overrides.items() if v is not None})
+    overrides = {**{k: v for k, v in overrides.items() if v is not None}, **reconstruction_overrides(args)}
+    config = replace_fields(config, overrides)
     face = int(args.face) if args.face.isdigit() else args.face
     if face != "largest" and not isinstance(face, int):
         raise UserError(f"--face must be 'largest' or a track id (an integer), got {args.face!r}")

@@ -27,17 +27,21 @@ from ned_outlier.reconstruction.hands import HandConfig, HandFinder, fill_hands,
 from ned_outlier.reconstruction.fit import FLIP, AUFitter, FitConfig
 from ned_outlier.reconstruction.identity import IdentityConfig, estimate_neutral, fit_sequence
 from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
-from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
+from ned_outlier.reconstruction.flame_deca import BACKENDS as FLAME_BACKENDS, FlameDecaConfig
+from ned_outlier.reconstruction.mediapipe_au import BACKEND, mediapipe_au_model
 from ned_outlier.reconstruction.params import MAX_HANDS, FaceParams, VideoMeta, no_hands
 from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS, OUTER_LIPS
 
 log = logging.getLogger(__name__)
+BACKENDS = (BACKEND, *FLAME_BACKENDS)
 
 @dataclass(frozen=True)
 class ReconstructionConfig:
     """Every setting of `reconstruct`; read from YAML (configs/reconstruct/*.yaml) with `load_config`.
 
-    smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (>= 0; 0 = off).
+    smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (>= 0; 0 = off; mediapipe-au only).
+    backend: "mediapipe-au" (offline, the default: mesh, hands and fit settings apply) or "flame-deca" /
+    "flame-emoca" (NED's: DECA's or EMOCA's encoder + FLAME from the user's files, `flame`; flame_deca.py).
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -48,10 +52,14 @@ class ReconstructionConfig:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     hands: HandConfig = field(default_factory=HandConfig)
     smooth_sigma: float = 0.0
+    backend: str = BACKEND
+    flame: FlameDecaConfig = field(default_factory=FlameDecaConfig)
 
     def __post_init__(self) -> None:
         if not self.smooth_sigma >= 0:  # NaN too
             raise ValueError(f"smooth_sigma must be >= 0 (0: off), got {self.smooth_sigma}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
 
 def extract_landmarks(
@@ -186,7 +194,7 @@ def reconstruct_faces(
     face mesh could be fitted to a face in any of its frames."""
     reader = VideoReader(video)
     info = reader.info
-    model, schema = mediapipe_au_model()
+    reconstruct_track = track_reconstructor(config)  # the backend's files are checked before any frame is read
     with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
         tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
     try:
@@ -197,7 +205,7 @@ def reconstruct_faces(
         listing = ", ".join(f"{t.track_id} (frames {t.first_frame}-{t.last_frame})" for t in tracking.tracks)
         log.info("%d faces tracked: %s; reconstructing %s (--face to choose)", len(tracking.tracks), listing,
                  "every face" if face == "all" else f"face {tracks[0].track_id}")
-    faces = [_reconstruct_track(reader, tracking, track, model, schema, config, progress) for track in tracks]
+    faces = [reconstruct_track(reader, tracking.frame_count, track, progress) for track in tracks]
     unfitted = [track.track_id for track, params in zip(tracks, faces) if params is None]
     if len(unfitted) == len(tracks):
         raise UserError(f"{video}: a face was detected but no face mesh could be fitted in any of its frames")
@@ -207,9 +215,21 @@ def reconstruct_faces(
     return [params for params in faces if params is not None]
 
 
-def _reconstruct_track(reader: VideoReader, tracking, track, model, schema, config: ReconstructionConfig,
+def track_reconstructor(config: ReconstructionConfig):
+    """The backend's `(reader, frame_count, track, progress) -> FaceParams | None` (None: no face could be fitted
+    in any frame of the track); a FLAME backend loads and checks the user's files now."""
+    if config.backend in FLAME_BACKENDS:
+        from ned_outlier.reconstruction.flame_deca import FlameDecaReconstructor
+
+        return FlameDecaReconstructor(config.backend, config.flame)
+    model, schema = mediapipe_au_model()
+    return lambda reader, frame_count, track, progress: _reconstruct_track(reader, frame_count, track, model, schema,
+                                                                           config, progress)
+
+
+def _reconstruct_track(reader: VideoReader, frame_count: int, track, model, schema, config: ReconstructionConfig,
                        progress: bool) -> FaceParams | None:
-    """FaceParams of one track of `tracking` (passes 2 and 3: face mesh and fit); None when no face mesh could be
+    """mediapipe-au's FaceParams of one track (passes 2 and 3: face mesh and fit); None when no face mesh could be
     fitted in any of its frames."""
     crops = crop_matrices(track.boxes, config.crop)
     landmarks, mouth_occluded, hands = extract_landmarks(reader, crops, track.present, config, progress)
@@ -221,7 +241,7 @@ def _reconstruct_track(reader: VideoReader, tracking, track, model, schema, conf
     expression = [model.au_names.index(n) for n in schema.expression_names]
     return FaceParams(
         schema=schema,
-        video=VideoMeta.of(reader, tracking.frame_count),
+        video=VideoMeta.of(reader, frame_count),
         track_id=track.track_id,
         identity=fitted["identity"],
         face_found=found,

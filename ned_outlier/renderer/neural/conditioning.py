@@ -42,7 +42,9 @@ from pytorch3d.ops import interpolate_face_attributes
 from pytorch3d.renderer.mesh import rasterize_meshes
 from pytorch3d.structures import Meshes
 
+from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import load_au_model
+from ned_outlier.reconstruction.mediapipe_au import BACKEND
 from ned_outlier.reconstruction.topology import EYE_CONTOURS, face_triangles
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 
@@ -63,6 +65,14 @@ class ConditioningConfig:
     size: int = 256
     eye_thickness: float = 1.5
     pupil_radius: float = 0.35
+
+
+def require_conditioning_backend(backend: str) -> None:
+    """UserError unless the conditioning images can be drawn from `backend`'s meshes: only mediapipe-au's (478-point
+    MediaPipe topology) so far; FLAME's NMFC conditioning (NED's) is not built yet."""
+    if backend != BACKEND:
+        raise UserError(f"the neural renderer's conditioning is drawn from {BACKEND} meshes; {backend} meshes (FLAME) "
+                        "are not supported yet: reconstruct the actor with the mediapipe-au backend")
 
 
 def nmfc_colours(template: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ from ned_outlier.manipulator.ned.trainer import decay_factor
 from ned_outlier.reconstruction.params import FaceParams, load_params_of
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 from ned_outlier.renderer.neural.checkpoint import save_renderer
+from ned_outlier.renderer.neural.conditioning import require_conditioning_backend
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
@@ -117,8 +118,10 @@ def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FacePara
                             "--output-dir")
     else:
         reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
+        require_conditioning_backend(reconstruction.backend)  # before minutes of reconstruction, not after
         params = reconstruct(data.video, reconstruction, face=data.face, progress=progress)
         params.save(output / "params.npz")
+    require_conditioning_backend(params.schema.backend)
     size = config.model.conditioning.size
     frames = actor_frames(data.video, params, size, output / "frames.npy", data.source_crop_size, progress)
     return params, frames
