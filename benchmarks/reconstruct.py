@@ -1,17 +1,21 @@
 #!/usr/bin/env python
-"""Reconstruction throughput and peak memory on the Pexels clip, and on the same clip looped 5 times.
+"""Reconstruction throughput and peak memory on the Pexels clip, and on the same clip looped 5 times, per backend.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own) and covers the whole job: decoding, face
-detection and tracking, the face mesh, the fit, and writing params.npz + params.csv; `--preview` adds the mesh-overlay
-video. Prints one row per video:
+detection and tracking, the backend's per-frame work (mediapipe-au: the face mesh and the AU fit; flame-deca: DECA's
+encoder on each crop and FLAME), and writing params.npz + params.csv; `--preview` adds the mesh-overlay video.
+The FLAME backends run on stand-ins of the user's files made here with the real sizes and layouts (FLAME's 5023
+vertices and 9976 triangles, DECA's ResNet-50 with random weights): the speed is the real models', the codes are
+not. Prints one row per backend and video:
 
-    python benchmarks/reconstruct.py [--preview] [--threads 2]
+    python benchmarks/reconstruct.py [--backend mediapipe-au flame-deca] [--device cuda] [--preview] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -22,18 +26,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+FLAME_VERTICES, FLAME_TRIANGLES = 5023, 9976
 
-def run_child(video: Path, out: Path, preview: bool, threads: int) -> None:
-    """Reconstruct `video` in this process and print {frames, seconds, peak_rss_mb} as JSON."""
+
+def run_child(video: Path, out: Path, backend: str, device: str, preview: bool, threads: int) -> None:
+    """Reconstruct `video` with `backend` in this process and print {frames, found, seconds, peak_rss_mb} as JSON."""
     import torch
 
     torch.set_num_threads(threads)
     from ned_outlier.reconstruction.export import write_params_csv
-    from ned_outlier.reconstruction.reconstructor import reconstruct
+    from ned_outlier.reconstruction.flame_deca import FlameDecaConfig
+    from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
     from ned_outlier.viz import write_mesh_preview
 
+    config = ReconstructionConfig(backend=backend, flame=FlameDecaConfig(device=device))
     start = time.perf_counter()
-    params = reconstruct(video, progress=False)
+    params = reconstruct(video, config, progress=False)
     params.save(out / "params.npz")
     write_params_csv(params, out / "params.csv")
     if preview:
@@ -42,6 +50,17 @@ def run_child(video: Path, out: Path, preview: bool, threads: int) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": params.num_frames, "found": int(params.face_found.sum()), "seconds": seconds,
                       "peak_rss_mb": peak_mb}))
+
+
+def stand_in_files(folder: Path) -> dict[str, str]:
+    """FLAME- and DECA-format files of the real sizes (random values), as the environment variables that name the
+    user's files."""
+    from tests.reconstruction.deca_fixture import DECA_OUTPUTS, random_state, regressor_shapes, write_deca_checkpoint
+    from tests.reconstruction.flame_fixture import flame_arrays, write_flame_model
+
+    flame = write_flame_model(folder / "generic_model.pkl", flame_arrays(FLAME_VERTICES, FLAME_TRIANGLES))
+    deca = write_deca_checkpoint(folder / "deca_model.tar", random_state(regressor_shapes(DECA_OUTPUTS), seed=0))
+    return {"FLAME_MODEL_PATH": str(flame), "DECA_MODEL_PATH": str(deca)}
 
 
 def loop_video(video: Path, times: int, out: Path) -> Path:
@@ -56,15 +75,26 @@ def loop_video(video: Path, times: int, out: Path) -> Path:
 
 
 def main() -> None:
+    from ned_outlier.reconstruction.reconstructor import BACKENDS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", nargs="+", choices=[b for b in BACKENDS if b != "flame-emoca"],
+                        default=["mediapipe-au"], help="backends to time (default: %(default)s; flame-emoca runs "
+                        "flame-deca's encoder twice, so it is left out)")
+    parser.add_argument("--device", default=None, help="torch device of the FLAME backends' encoder and FLAME "
+                        "(default: cuda when there is one, else cpu)")
     parser.add_argument("--preview", action="store_true", help="also write the mesh-overlay preview video")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     parser.add_argument("--loops", type=int, default=5, help="length of the long video in clips (default: 5)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.child:
-        run_child(args.child, args.child_out, args.preview, args.threads)
+        run_child(args.child, args.child_out, args.backend[0], args.device, args.preview, args.threads)
         return
 
     from ned_outlier.assets import asset_path
@@ -72,14 +102,21 @@ def main() -> None:
     clip = asset_path("pexels_video")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        environment = {**os.environ, **stand_in_files(tmp)} if set(args.backend) - {"mediapipe-au"} else os.environ
         videos = {"pexels 1x": clip, f"pexels {args.loops}x": loop_video(clip, args.loops, tmp)}
-        print(f"{'video':12s} {'frames':>7s} {'found':>7s} {'seconds':>8s} {'frames/s':>9s} {'peak RSS MB':>12s}")
-        for name, video in videos.items():
-            command = [sys.executable, __file__, "--child", str(video), "--child-out", str(tmp), "--threads",
-                       str(args.threads)] + (["--preview"] if args.preview else [])
-            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-            print(f"{name:12s} {result['frames']:7d} {result['found']:7d} {result['seconds']:8.1f} "
-                  f"{result['frames'] / result['seconds']:9.1f} {result['peak_rss_mb']:12.0f}")
+        print(f"{'backend':13s} {'device':6s} {'video':10s} {'frames':>7s} {'found':>7s} {'seconds':>8s} "
+              f"{'frames/s':>9s} {'peak RSS MB':>12s}")
+        for backend in args.backend:
+            device = "cpu" if backend == "mediapipe-au" else args.device
+            for name, video in videos.items():
+                command = [sys.executable, __file__, "--child", str(video), "--child-out", str(tmp), "--backend",
+                           backend, "--device", device, "--threads", str(args.threads)]
+                command += ["--preview"] if args.preview else []
+                output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout
+                result = json.loads(output.splitlines()[-1])
+                print(f"{backend:13s} {device:6s} {name:10s} {result['frames']:7d} {result['found']:7d} "
+                      f"{result['seconds']:8.1f} {result['frames'] / result['seconds']:9.1f} "
+                      f"{result['peak_rss_mb']:12.0f}", flush=True)
 
 
 if __name__ == "__main__":

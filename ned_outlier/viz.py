@@ -27,8 +27,12 @@ def draw_mesh(
     canvas = frame.copy()
     points = np.round(vertices[:, :2] * 16).astype(np.int32)  # 4 fractional bits: sub-pixel anti-aliased lines
     edges = mesh_edges() if edges is None else np.asarray(edges).reshape(-1, 2)
-    lines = points[edges] if len(edges) else np.repeat(points[:, None], 2, axis=1)
-    cv2.polylines(canvas, list(lines), isClosed=False, color=colour, thickness=1, lineType=cv2.LINE_AA, shift=4)
+    if len(edges):
+        cv2.polylines(canvas, list(points[edges]), isClosed=False, color=colour, thickness=1, lineType=cv2.LINE_AA,
+                      shift=4)
+    else:
+        for x, y in points[np.isfinite(vertices[:, :2]).all(1)]:
+            cv2.circle(canvas, (int(x), int(y)), 12, colour, -1, cv2.LINE_AA, shift=4)  # dots of 0.75 px radius
     return cv2.addWeighted(canvas, opacity, frame, 1.0 - opacity, 0.0)
 
 

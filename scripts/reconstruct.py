@@ -48,6 +48,7 @@ def main(argv=None) -> None:
 
     from ned_outlier.config import load_config, replace_fields
     from ned_outlier.io.atomic import claim_outputs, ensure_not_input, output_folder
+    from ned_outlier.reconstruction.flame_deca import BACKENDS as FLAME_DECA_BACKENDS
     from ned_outlier.reconstruction.export import write_params_csv
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, describe_frames, reconstruct
 
@@ -71,9 +72,11 @@ def main(argv=None) -> None:
             written.append(write_mesh_preview(args.video, params, outputs[2], progress=not args.quiet))
     found = int(params.face_found.sum())
     missing = describe_frames(~params.face_found)
+    regressed = params.schema.backend in FLAME_DECA_BACKENDS  # DECA observes no points: nothing to be off from
     print(f"face {params.track_id} found in {found} of {params.num_frames} frames"
           + (f"; {missing} without it" if missing else "")
-          + f"; median fit error {float(np.nanmedian(params.fit_error)):.3f} inter-ocular distances")
+          + ("; codes regressed by the encoder (no fit error)" if regressed else
+             f"; median fit error {float(np.nanmedian(params.fit_error)):.3f} inter-ocular distances"))
     for path in written:
         print(f"wrote {path}")
 

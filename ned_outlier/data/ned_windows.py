@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ned_outlier.data.mead import MeadClip, window_starts
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.params import FaceParams, ParamSchema
-from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
+from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct, track_reconstructor
 
 LOG = logging.getLogger(__name__)
 SCORES_SUMMARY = "scores.json"
@@ -49,13 +49,17 @@ def reconstruct_clips(clips: list[MeadClip], root: Path, cache: Path, config: Re
 
 def reconstruct_videos(videos: list[Path], root: Path, cache: Path, config: ReconstructionConfig,
                        progress: bool = False, desc: str = "reconstruct clips") -> list[Path | None]:
-    """reconstruct_clips for videos given by their paths (each under root)."""
+    """reconstruct_clips for videos given by their paths (each under root). The backend's files are loaded once,
+    before the first clip that is not cached; a missing one stops here (UserError), it does not skip every clip."""
     paths = []
+    reconstruct_track = None
     for video in tqdm(videos, desc=desc, unit="clip", disable=not progress):
         target = cache / Path(video).relative_to(root).with_suffix(".npz")
         if not target.is_file():
+            if reconstruct_track is None:
+                reconstruct_track = track_reconstructor(config)
             try:
-                params = reconstruct(video, config, progress=False)
+                params = reconstruct(video, config, progress=False, reconstruct_track=reconstruct_track)
             except UserError as error:
                 LOG.warning("skipping %s: %s", video, error)
                 paths.append(None)

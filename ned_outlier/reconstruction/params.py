@@ -38,7 +38,7 @@ HAND_LANDMARKS = 21
 class ParamSchema:
     """What the codes mean. The manipulator and renderer see only this, never the backend itself.
 
-    backend: the reconstruction that produced them, e.g. "mediapipe-au" or "deca-flame".
+    backend: the reconstruction that produced them, e.g. "mediapipe-au" or "flame-deca".
     expression_names / mouth_names: the components of the expression code (changed by an edit) and of the mouth
         code (kept from the source so speech survives).
     n_vertices: vertices of the fitted mesh.

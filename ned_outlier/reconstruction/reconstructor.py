@@ -176,27 +176,29 @@ def _smooth_segment(out: dict, segment: np.ndarray, sigma: float, model: AUMeshM
 
 def reconstruct(
     video: str | Path, config: ReconstructionConfig = ReconstructionConfig(), face: str | int = "largest",
-    progress: bool = True
+    progress: bool = True, reconstruct_track=None
 ) -> FaceParams:
     """Reconstruct one tracked face of `video` (the largest by default, or a track id) in every frame; UserError
-    naming `video` when it has no face (or no track `face`)."""
+    naming `video` when it has no face (or no track `face`). reconstruct_track: `track_reconstructor(config)`,
+    made once by a caller that reconstructs many videos (None: made here)."""
     if face == "all":
         raise ValueError("reconstruct makes one face: use reconstruct_faces for every face")
-    return reconstruct_faces(video, config, face, progress)[0]
+    return reconstruct_faces(video, config, face, progress, reconstruct_track)[0]
 
 
 def reconstruct_faces(
     video: str | Path, config: ReconstructionConfig = ReconstructionConfig(), face: str | int = "all",
-    progress: bool = True
+    progress: bool = True, reconstruct_track=None
 ) -> list[FaceParams]:
     """Reconstruct every tracked face of `video` ("all", by track id) or one ("largest", a track id), each in every
     frame, from one tracking pass; UserError naming `video` when it has no face (or no track `face`), or when no
-    face mesh could be fitted to a face in any of its frames."""
+    face mesh could be fitted to a face in any of its frames. reconstruct_track: as `reconstruct`'s."""
+    if reconstruct_track is None:
+        reconstruct_track = track_reconstructor(config)  # the backend's files are checked before any frame is read
     reader = VideoReader(video)
-    info = reader.info
-    reconstruct_track = track_reconstructor(config)  # the backend's files are checked before any frame is read
-    with tqdm(total=info.frame_count, desc="detect faces", disable=not progress) as bar:
-        tracking = track_faces(reader, FaceDetector(config.detector), config.tracker, progress=lambda done: bar.update(done - bar.n))
+    with tqdm(total=reader.info.frame_count, desc="detect faces", disable=not progress) as bar:
+        tracking = track_faces(reader, FaceDetector(config.detector), config.tracker,
+                               progress=lambda done: bar.update(done - bar.n))
     try:
         tracks = select_tracks(tracking, face, small_face_hint(config.detector, *tracking.frame_size))
     except UserError as error:  # which video: an edit reconstructs its input and maybe a --reference clip

@@ -176,3 +176,49 @@ def test_the_averaged_networks_are_saved_and_resume_with_the_run(synthmead, tmp_
     nets, _, _ = load_ned(whole.model_path)
     saved_sum = sum(p.detach().double().sum() for p in nets.parameters()).item()
     assert abs(saved_sum - whole.checksum[0]) > 1e-3  # the last weights' sum differs from the average's
+
+
+@pytest.fixture(scope="module")
+def deca_files(tmp_path_factory, synthmead):
+    """FLAME and DECA stand-ins (real layouts, random weights: codes differ from frame to frame) and a cache of
+    SynthMEAD reconstructed with flame-deca through configs/reconstruct/flame_deca.yaml, its files given by the
+    environment variables the docs name."""
+    from tests.reconstruction.deca_fixture import DECA_OUTPUTS, random_state, regressor_shapes, write_deca_checkpoint
+    from tests.reconstruction.flame_fixture import write_flame_model
+
+    folder = tmp_path_factory.mktemp("flame_deca_files")
+    return {"FLAME_MODEL_PATH": str(write_flame_model(folder / "generic_model.pkl")),
+            "DECA_MODEL_PATH": str(write_deca_checkpoint(folder / "deca_model.tar",
+                                                         random_state(regressor_shapes(DECA_OUTPUTS), seed=3)))}
+
+
+FLAME_DECA = ("data.reconstruct_config=configs/reconstruct/flame_deca.yaml",)
+
+
+def test_trains_on_flame_codes_as_ned_does(synthmead, deca_files, tmp_path, monkeypatch):
+    """NED's published setting: DECA's 50 FLAME expression codes and the jaw opening, reconstructed into the cache
+    and trained on; the checkpoint is of that schema and refuses the offline backend's codes."""
+    for name, path in deca_files.items():
+        monkeypatch.setenv(name, path)
+    cache = f"data.cache={tmp_path / 'flame_params'}"
+    result = train_ned(tiny(synthmead, tmp_path / "run", *FLAME_DECA, cache, "train.epochs=6", "train.decay_epochs=0"),
+                       progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["g_latent/cycle"] < first["g_latent/cycle"]
+    nets, schema, _ = load_ned(result.model_path)
+    assert schema.backend == "flame-deca" and len(schema.expression_names) == 50
+    assert schema.mouth_names == ("jaw_open",)
+    offline = ParamSchema("mediapipe-au", ("AU01",), ("AU26",), 478)
+    with pytest.raises(UserError, match="made for parameters of backend 'flame-deca'"):
+        load_ned(result.model_path, expected_schema=offline)
+    # the same cache under the offline backend's config: refused, not trained on as if it were that backend's
+    with pytest.raises(UserError, match="holds reconstructions of backend flame-deca"):
+        train_ned(tiny(synthmead, tmp_path / "mixed", cache, "train.epochs=1"), progress=False)
+
+
+def test_missing_deca_files_stop_before_any_clip_is_skipped(synthmead, tmp_path, monkeypatch, caplog):
+    for name in ("FLAME_MODEL_PATH", "DECA_MODEL_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UserError, match="deca_model.tar"):
+        train_ned(tiny(synthmead, tmp_path / "run", *FLAME_DECA, f"data.cache={tmp_path / 'empty'}"), progress=False)
+    assert "skipping" not in caplog.text and not (tmp_path / "empty").exists()

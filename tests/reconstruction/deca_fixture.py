@@ -78,6 +78,15 @@ def random_state(shapes: OrderedDict[str, tuple[int, ...]], seed: int) -> Ordere
     return state
 
 
+def fixed_codes(n_outputs: int, bias, seed: int = 0) -> OrderedDict[str, torch.Tensor]:
+    """A regressor state dict with DECA's key names whose output is `bias` (n_outputs,) for every image (the last
+    layer's weights zero)."""
+    state = random_state(regressor_shapes(n_outputs), seed)
+    state["layers.2.weight"] = torch.zeros_like(state["layers.2.weight"])
+    state["layers.2.bias"] = torch.as_tensor(bias, dtype=torch.float32)
+    return state
+
+
 def small_dummy(seed: int) -> OrderedDict[str, torch.Tensor]:
     """A few tensors standing in for E_detail / D_detail, which the loaders ignore."""
     generator = torch.Generator().manual_seed(seed)

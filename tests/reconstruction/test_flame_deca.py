@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import ned_outlier.reconstruction.reconstructor as reconstructor
 from ned_outlier.errors import UserError
@@ -15,8 +14,7 @@ from ned_outlier.reconstruction.flame_deca import FlameDecaConfig, flame_schema,
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
-from deca_fixture import DECA_OUTPUTS, EMOCA_OUTPUTS, regressor_shapes, random_state, write_deca_checkpoint
-from deca_fixture import write_emoca_checkpoint
+from deca_fixture import DECA_OUTPUTS, EMOCA_OUTPUTS, fixed_codes, write_deca_checkpoint, write_emoca_checkpoint
 from factories import face_clip
 from flame_fixture import write_flame_model
 
@@ -49,16 +47,6 @@ def test_the_schema_is_fifty_expression_codes_and_the_jaw_opening():
     assert len(schema.expression_names) == 50 and schema.mouth_names == ("jaw_open",)
     assert schema.expression_names[0] == "exp_00" and schema.expression_names[-1] == "exp_49"
     assert schema != flame_schema("flame-emoca", 5023)  # a checkpoint of one refuses the other's codes
-
-
-def fixed_codes(n_outputs: int, bias: np.ndarray, seed: int = 0) -> dict:
-    """A regressor state dict with DECA's key names whose output is `bias` for every image (last layer's weights
-    zero)."""
-    state = random_state(regressor_shapes(n_outputs), seed)
-    last = max(key for key in state if key.startswith("layers.") and key.endswith(".weight"))
-    state[last] = torch.zeros_like(state[last])
-    state[last.replace("weight", "bias")] = torch.as_tensor(bias, dtype=torch.float32)
-    return state
 
 
 SHAPE = np.linspace(-1, 1, 100)

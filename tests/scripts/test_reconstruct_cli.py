@@ -248,3 +248,37 @@ def test_an_earlier_reconstruction_is_kept_unless_overwrite(script, capfd, tmp_p
     assert code == 0, err
     assert sorted(path.name for path in out.iterdir()) == ["params.csv", "params.npz"]
     assert (out / "params.csv").read_text() != "an earlier result"
+
+
+def test_flame_deca_from_the_users_files_and_the_editor_refuses_its_codes(script, capfd, tmp_path):
+    """--backend flame-deca with FLAME- and DECA-format files (real layouts; DECA's last layer fixed so that the
+    mesh sits on the face): FLAME's 50 + 1 codes in params.npz and params.csv, the mesh drawn as dots; edit.py names
+    why it cannot edit them yet instead of failing on the way."""
+    from tests.reconstruction.deca_fixture import DECA_OUTPUTS, fixed_codes, write_deca_checkpoint
+    from tests.reconstruction.flame_fixture import write_flame_model
+
+    code_vector = np.zeros(DECA_OUTPUTS)
+    code_vector[150:200] = np.linspace(0.5, -0.5, 50)  # exp
+    code_vector[203] = 0.2  # jaw opening, pose[3]
+    code_vector[206:209] = (8.0, 0.0, 0.0)  # camera s, tx, ty
+    deca = write_deca_checkpoint(tmp_path / "deca_model.tar", fixed_codes(DECA_OUTPUTS, code_vector))
+    flame = write_flame_model(tmp_path / "generic_model.pkl")
+    video = face_clip(tmp_path / "face.mp4", 12)
+    code, out, err = run_with_output(script, capfd, video, "--out", tmp_path / "out", "--quiet", "--backend",
+                                     "flame-deca", "--deca-model", deca, "--flame-model", flame)
+    assert code == 0, err
+    assert "codes regressed by the encoder (no fit error)" in out
+    params = FaceParams.load(tmp_path / "out" / "params.npz")
+    assert params.schema.backend == "flame-deca" and params.face_found.all()
+    np.testing.assert_allclose(params.mouth[:, 0], 0.2, atol=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "params.csv")))
+    assert float(rows[0]["exp_00"]) == pytest.approx(0.5, abs=1e-5) and "AU12" not in rows[0]
+    preview, source = next(iter(VideoReader(tmp_path / "out" / "preview.mp4"))), next(iter(VideoReader(video)))
+    changed = np.abs(preview.astype(int) - source).max(axis=-1) > 40
+    rows_changed, columns_changed = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+    assert 61 <= np.median(rows_changed) <= 176 and 82 <= np.median(columns_changed) <= 174  # dots on her face
+    edit = load_script("edit")
+    code, err = run(edit, capfd, "--emotion", "sad", "--params", tmp_path / "out" / "params.npz", video, "--out",
+                    tmp_path / "edit.mp4")
+    assert_one_line_error(code, err, "flame-deca", "not built yet")
+    assert not (tmp_path / "edit.mp4").exists()

@@ -140,7 +140,12 @@ def load_windows(data: DataSection, actors: tuple[str, ...], progress: bool,
     reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
     paths = reconstruct_clips(clips, root, Path(data.cache), reconstruction, progress)
     lambdas = read_lambda_table(data.lambdas) if data.lambdas else None
-    return build_windows(clips, paths, root, data.emotions, data.window, data.hop, lambdas)
+    windows = build_windows(clips, paths, root, data.emotions, data.window, data.hop, lambdas)
+    if windows.schema.backend != reconstruction.backend:
+        raise UserError(f"{data.cache} holds reconstructions of backend {windows.schema.backend}, but "
+                        f"{data.reconstruct_config} asks for {reconstruction.backend}: give each backend its own "
+                        "data.cache (or delete this one)")
+    return windows
 
 
 class NedObjective(nn.Module):
