@@ -61,6 +61,24 @@ def save_resume_state(accelerator: Accelerator, checkpoints: Path) -> None:
     accelerator.wait_for_everyone()
 
 
+def saved_resume_state(checkpoints: Path) -> Path | None:
+    """The folder save_resume_state last completed under `checkpoints`: `last`, or `.last.old` when the run was
+    killed between save_resume_state's two renames (the new state not yet in place, the previous one set aside);
+    None before the first save."""
+    for folder in (checkpoints / "last", checkpoints / ".last.old"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def resume_if_saved(accelerator: Accelerator, checkpoints: Path) -> Path | None:
+    """load_resume_state from saved_resume_state(checkpoints) when there is one; the folder loaded, or None."""
+    folder = saved_resume_state(checkpoints)
+    if folder is not None:
+        load_resume_state(accelerator, folder)
+    return folder
+
+
 def load_resume_state(accelerator: Accelerator, folder: Path) -> None:
     """accelerator.load_state(folder) (a save_resume_state folder) without unpickling code; UserError, before any of
     it is loaded, for a file that holds more than tensors, numbers and arrays.

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +83,7 @@ def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedPro
 
     A run still going after DDP_TIMEOUT_S is aborted with SIGABRT, on which every Python process of it (launcher and
     ranks: PYTHONFAULTHANDLER) prints where each of its threads is, and the test fails with those stacks."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), str(REPO / "scripts" / script), *map(str, arguments)]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1",
-                   "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=environment) as process:
+    with start_two_cpu_processes(script, *arguments) as process:
         try:
             stdout, stderr = process.communicate(timeout=DDP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -97,7 +92,31 @@ def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedPro
             raise AssertionError(f"hung for {DDP_TIMEOUT_S} s; stdout:\n{stdout[-2000:]}\nstacks:\n{stacks[-12000:]}")
     assert process.returncode == 0, stderr[-3000:]
     assert LEFTOVER_DDP_WARNING not in stderr  # finish_run's order, which keeps the end of the run from hanging
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def start_two_cpu_processes(script: str, *arguments) -> subprocess.Popen:
+    """The running `accelerate launch` of launch_two_cpu_processes (stdout and stderr piped, text)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), str(REPO / "scripts" / script), *map(str, arguments)]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1",
+                   "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+
+
+def kill_when(process: subprocess.Popen, condition, timeout_s: float = DDP_TIMEOUT_S) -> None:
+    """SIGKILL the launch `process` and its ranks as soon as `condition()` holds (polled every 10 ms), as a crash
+    or an out-of-memory kill would; AssertionError when the run ends, or `timeout_s` passes, first."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended (code {process.returncode}) before it could be killed")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing to kill the run on after {timeout_s} s")
+        time.sleep(0.01)
+    _signal_all([*_children(process.pid), process.pid], signal.SIGKILL)
+    process.communicate()
 
 
 def _abort_with_stacks(process: subprocess.Popen) -> tuple[str, str]:

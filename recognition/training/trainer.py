@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ned_outlier.data.sampling import EpochShuffle
 from ned_outlier.errors import UserError
-from ned_outlier.training_state import Progress, finish_run, flat_config, load_resume_state, save_resume_state
+from ned_outlier.training_state import Progress, finish_run, flat_config, resume_if_saved, save_resume_state
 from recognition.checkpoint import save_checkpoint
 from recognition.losses import ACLGroups
 from recognition.metrics import confusion_matrix, uar, war
@@ -172,10 +172,9 @@ def train(config: TrainingConfig) -> TrainResult:
     progress = Progress()
     accelerator.register_for_checkpointing(progress)
     checkpoints = output / "checkpoints"
-    if (checkpoints / "last").is_dir():
-        load_resume_state(accelerator, checkpoints / "last")
-        if accelerator.is_main_process:
-            LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", progress.epoch, progress.step_in_epoch)
+    resumed = resume_if_saved(accelerator, checkpoints)
+    if resumed and accelerator.is_main_process:
+        LOG.info("resuming from %s: epoch %d, step %d", resumed, progress.epoch, progress.step_in_epoch)
     accelerator.init_trackers("tensorboard", config=flat_config(config))
 
     history, metrics = [], {}

@@ -12,7 +12,8 @@ from ned_outlier.errors import UserError
 from ned_outlier.manipulator.ned.checkpoint import load_ned
 from ned_outlier.manipulator.ned.trainer import decay_factor, load_ned_config, train_ned
 from ned_outlier.reconstruction.params import ParamSchema
-from tests.factories import killed_after_a_checkpoint, launch_two_cpu_processes, per_process_checksums
+from tests.factories import (kill_when, killed_after_a_checkpoint, launch_two_cpu_processes,
+                             per_process_checksums, start_two_cpu_processes)
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -63,6 +64,37 @@ def test_resumed_run_equals_an_uninterrupted_one(synthmead, tmp_path):
                         progress=False)
     assert len(resumed.history) == 1  # only the third epoch ran
     assert resumed.checksum == whole.checksum
+
+
+def test_a_run_killed_between_the_checkpoint_renames_resumes_from_the_state_set_aside(synthmead, tmp_path):
+    """save_resume_state moves `last` aside, then renames the new state into place: killed in between, the run
+    folder holds only `.last.old`, which the next run resumes from (rather than starting again)."""
+    settings = ("train.epochs=3", "train.decay_epochs=0")
+    whole = train_ned(tiny(synthmead, tmp_path / "whole", *settings), progress=False)
+    train_ned(tiny(synthmead, tmp_path / "parts", "train.epochs=2", "train.decay_epochs=0"), progress=False)
+    checkpoints = tmp_path / "parts" / "checkpoints"
+    (checkpoints / "last").rename(checkpoints / ".last.old")
+    resumed = train_ned(tiny(synthmead, tmp_path / "parts", *settings), progress=False)
+    assert len(resumed.history) == 1 and resumed.checksum == whole.checksum
+    assert (checkpoints / "last").is_dir() and not (checkpoints / ".last.old").exists()
+
+
+def test_two_processes_killed_mid_run_resume_to_the_uninterrupted_weights(synthmead, tmp_path):
+    """A real two-process run (gloo on the CPU), SIGKILLed once its first mid-epoch checkpoint is in place, then run
+    again: it resumes and ends with the weights of a run that was never stopped, in both processes."""
+    cache = synthmead.parent / (synthmead.name + "_params")
+    arguments = ("--config", REPO / "configs/ned/tiny_cpu.yaml", "--set", f"data.root={synthmead}", "--set",
+                 f"data.cache={cache}", "--set", "data.emotions=[neutral, happy, surprised]", "--set",
+                 "train.batch_size=4", "--set", "train.epochs=3", "--set", "train.checkpoint_every=2", "--quiet")
+    whole = per_process_checksums(launch_two_cpu_processes("train_ned.py", *arguments, "--output-dir",
+                                                           tmp_path / "whole").stdout, "parameter")
+    parts = tmp_path / "parts"
+    kill_when(start_two_cpu_processes("train_ned.py", *arguments, "--output-dir", parts),
+              lambda: (parts / "checkpoints" / "last").is_dir())
+    assert not (parts / "model.safetensors").exists()  # killed before the end
+    resumed = launch_two_cpu_processes("train_ned.py", *arguments, "--output-dir", parts)
+    assert "resuming from" in resumed.stderr + resumed.stdout
+    assert per_process_checksums(resumed.stdout, "parameter") == whole
 
 
 def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(synthmead, tmp_path):

@@ -41,7 +41,7 @@ from ned_outlier.manipulator.ned.networks import NedNetworkConfig, NedNetworks
 from ned_outlier.manipulator.ned.objective import (LossWeights, Windows, discriminator_loss, generator_loss,
                                                    latent_target, reference_target)
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig
-from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, load_resume_state,
+from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, resume_if_saved,
                                          save_resume_state)
 from ned_outlier.data.sampling import EpochShuffle
 
@@ -266,10 +266,9 @@ def train_ned(config: NedTrainingConfig, progress: bool = True,
     if averaged:
         accelerator.register_for_checkpointing(averaged)
     checkpoints = output / "checkpoints"
-    if (checkpoints / "last").is_dir():
-        load_resume_state(accelerator, checkpoints / "last")
-        LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", progress_state.epoch,
-                 progress_state.step_in_epoch)
+    resumed = resume_if_saved(accelerator, checkpoints)
+    if resumed:
+        LOG.info("resuming from %s: epoch %d, step %d", resumed, progress_state.epoch, progress_state.step_in_epoch)
     accelerator.init_trackers("tensorboard", config=flat_config(config))
     use_weights = config.data.lambdas is not None
     latent_dim = config.model.latent_dim
