@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import ned_outlier.reconstruction.reconstructor as reconstructor
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.flame.model_file import load_flame_model
 from ned_outlier.reconstruction.flame_deca import FlameDecaConfig, flame_schema, place_in_frame
-from ned_outlier.reconstruction.params import FaceParams
+from ned_outlier.reconstruction.params import FaceParams, VideoMeta
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 
 from deca_fixture import DECA_OUTPUTS, EMOCA_OUTPUTS, fixed_codes, write_deca_checkpoint, write_emoca_checkpoint
@@ -131,3 +132,65 @@ def test_a_missing_asset_is_named_before_any_frame_is_read(assets, monkeypatch, 
 def test_an_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend must be one of mediapipe-au, flame-deca, flame-emoca"):
         ReconstructionConfig(backend="deca")
+
+
+@pytest.fixture(scope="module")
+def flame_model(tmp_path_factory):
+    return load_flame_model(write_flame_model(tmp_path_factory.mktemp("flame_model") / "generic_model.pkl"))
+
+
+def reconstruction_of(reposer, codes: list[tuple[np.ndarray, float]], global_pose, cam, crop) -> FaceParams:
+    """What flame-deca makes of frames with these (expression (50,), jaw opening) codes, a head turned by
+    `global_pose` and DECA's camera `cam` in the crop `crop` (FaceParams built the way the backend builds them)."""
+    count = len(codes)
+    expression = np.stack([c[0] for c in codes])
+    pose = np.zeros((count, 6))
+    pose[:, :3], pose[:, 3] = global_pose, [c[1] for c in codes]
+    local_pose = pose * [0, 0, 0, 1, 1, 1]  # FLAME without the global turn: place_in_frame applies it
+    tensors = [torch.as_tensor(a, dtype=torch.float32) for a in (np.zeros((count, 100)), expression, local_pose)]
+    out = reposer.flame(*tensors)
+    rotation, scale, translation, vertices = place_in_frame(
+        out.vertices.double().numpy(), out.joints[:, 0].double().numpy(), pose[:, :3], np.tile(cam, (count, 1)),
+        np.tile(crop, (count, 1, 1)))
+    frames = np.ones(count, bool)
+    return FaceParams(
+        schema=flame_schema("flame-deca", vertices.shape[1]), video=VideoMeta("v.mp4", 256, 256, 25, 1, count),
+        track_id=0, identity=reposer.flame.v_template.numpy().copy(), face_found=frames,
+        crop_matrix=np.tile(crop, (count, 1, 1)), rotation=rotation, scale=scale, translation=translation,
+        expression=expression.astype(np.float32), mouth=pose[:, 3:4].astype(np.float32), vertices=vertices,
+        landmarks=vertices.copy(), fit_error=np.zeros(count, np.float32), mouth_occluded=~frames)
+
+
+def test_reposed_meshes_are_where_deca_s_camera_puts_the_new_codes(flame_model):
+    """The source mesh plus the displacement to other codes equals FLAME posed with those codes and placed by the
+    same camera and crop (the head turned, so the root joint's shift with the expression matters); unchanged codes
+    move nothing."""
+    from ned_outlier.reconstruction.flame_deca import FlameReposer
+
+    reposer = FlameReposer(flame_model)
+    rng = np.random.default_rng(0)
+    source_codes = [(rng.normal(0, 1, 50), 0.1), (rng.normal(0, 1, 50), 0.0)]
+    target_codes = [(rng.normal(0, 1, 50), 0.3), (source_codes[1][0], 0.2)]
+    turn, cam = [0.2, 0.5, -0.1], np.array([8.0, 0.01, -0.02])
+    source = reconstruction_of(reposer, source_codes, turn, cam, CROP)
+    target = reconstruction_of(reposer, target_codes, turn, cam, CROP)
+    frames = np.arange(2)
+    moved = reposer.displacement(source, frames, target.expression, target.mouth)
+    np.testing.assert_allclose(source.vertices + moved, target.vertices, atol=2e-4)
+    assert np.abs(moved).max() > 0.1  # the codes do move the mesh
+    unchanged = reposer.displacement(source, frames, source.expression, source.mouth)
+    np.testing.assert_array_equal(unchanged, 0.0)
+
+
+def test_the_reposer_refuses_codes_of_another_backend_or_model(flame_model):
+    from dataclasses import replace
+
+    from ned_outlier.reconstruction.flame_deca import FlameReposer
+    from tests.factories import face_params
+
+    reposer = FlameReposer(flame_model)
+    with pytest.raises(UserError, match="mediapipe-au parameters of a 478-vertex mesh"):
+        reposer.require_matching(face_params(np.zeros((1, 17)), np.zeros((1, 3))))
+    other_model = replace(face_params(np.zeros((1, 17)), np.zeros((1, 3))), schema=flame_schema("flame-deca", 5023))
+    with pytest.raises(UserError, match="not FLAME codes of this 300-vertex FLAME model"):
+        reposer.require_matching(other_model)

@@ -126,16 +126,26 @@ class FlameLayer(nn.Module):
         """shape (B, n_shape), expression (B, n_expression), pose (B, 6) global then jaw axis-angle, neck_pose
         (B, 3) and eye_pose (B, 6) left then right eye axis-angle (both zero when None); float32 on the layer's
         device -> FlameOutput: vertices (B, V, 3), joints (B, 5, 3)."""
-        batch = shape.shape[0]
+        _require(shape, "shape", expression.shape[0], self.n_shape)
+        neutral = self.v_template + torch.einsum("bl,vkl->bvk", shape, self.shapedirs[:, :, :self.n_shape])
+        return self.from_neutral(neutral, expression, pose, neck_pose, eye_pose)
+
+    def from_neutral(self, neutral: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
+                     neck_pose: torch.Tensor | None = None, eye_pose: torch.Tensor | None = None) -> FlameOutput:
+        """`forward` with the subject's neutral mesh in place of its shape code: neutral (B, V, 3) (the template
+        plus the shape blend), the other arguments and the result as forward's."""
+        batch = expression.shape[0]
         neck_pose = pose.new_zeros(batch, 3) if neck_pose is None else neck_pose
         eye_pose = pose.new_zeros(batch, 6) if eye_pose is None else eye_pose
-        for tensor, name, width in ((shape, "shape", self.n_shape), (expression, "expression", self.n_expression),
-                                    (pose, "pose", 6), (neck_pose, "neck_pose", 3), (eye_pose, "eye_pose", 6)):
+        for tensor, name, width in ((expression, "expression", self.n_expression), (pose, "pose", 6),
+                                    (neck_pose, "neck_pose", 3), (eye_pose, "eye_pose", 6)):
             _require(tensor, name, batch, width)
+        if tuple(neutral.shape) != (batch, self.num_vertices, 3):
+            raise ValueError(f"neutral must be (B, {self.num_vertices}, 3) with B = {batch}, "
+                             f"got {tuple(neutral.shape)}")
         full_pose = torch.cat([pose[:, :3], neck_pose, pose[:, 3:], eye_pose], dim=1).view(batch, NUM_JOINTS, 3)
 
-        coefficients = torch.cat([shape, expression], dim=1)
-        v_shaped = self.v_template + torch.einsum("bl,vkl->bvk", coefficients, self.shapedirs)
+        v_shaped = neutral + torch.einsum("bl,vkl->bvk", expression, self.shapedirs[:, :, self.n_shape:])
         joints = torch.einsum("jv,bvk->bjk", self.J_regressor, v_shaped)
 
         rotations = axis_angle_to_matrix(full_pose)
