@@ -64,20 +64,24 @@ def training_overrides(args) -> list[str]:
 
 # The reconstruction flags of edit.py, reconstruct.py and app.py: flag -> the reconstruction YAML key it overrides.
 RECONSTRUCTION_FLAGS = {"--backend": "backend", "--deca-model": "flame.deca_model",
-                        "--emoca-model": "flame.emoca_model", "--flame-model": "flame.flame_model"}
+                        "--emoca-model": "flame.emoca_model", "--flame-model": "flame.flame_model",
+                        "--landmark-embedding": "flame_fit.landmark_embedding"}
 
 
 def add_reconstruction_arguments(parser) -> None:
-    """--backend and the FLAME backends' files (--deca-model, --emoca-model, --flame-model), which override the
-    reconstruction YAML's `backend` and `flame.*` (and the DECA_MODEL_PATH, EMOCA_MODEL_PATH, FLAME_MODEL_PATH
-    environment variables)."""
+    """--backend and the FLAME backends' files (--deca-model, --emoca-model, --flame-model, --landmark-embedding),
+    which override the reconstruction YAML's `backend`, `flame.*` and `flame_fit.landmark_embedding` (and the
+    DECA_MODEL_PATH, EMOCA_MODEL_PATH, FLAME_MODEL_PATH, FLAME_LANDMARK_EMBEDDING_PATH environment variables)."""
     group = parser.add_argument_group("reconstruction backend (default: the reconstruction YAML's)")
-    group.add_argument("--backend", choices=("mediapipe-au", "flame-deca", "flame-emoca"),
+    group.add_argument("--backend", choices=("mediapipe-au", "flame-deca", "flame-emoca", "flame-fit"),
                        help="mediapipe-au: offline, packaged models; flame-deca / flame-emoca: NED's DECA (EMOCA) + "
-                            "FLAME, from your own files (docs/reconstruction.md)")
+                            "FLAME, from your own files (docs/reconstruction.md); flame-fit: FLAME fitted to the "
+                            "face mesh's landmarks, from your FLAME file and DECA's landmark embedding")
     group.add_argument("--deca-model", help="DECA's deca_model.tar (config flame.deca_model)")
     group.add_argument("--emoca-model", help="an EMOCA checkpoint .ckpt or its folder (config flame.emoca_model)")
     group.add_argument("--flame-model", help="FLAME 2020's generic_model.pkl (config flame.flame_model)")
+    group.add_argument("--landmark-embedding",
+                       help="DECA's landmark_embedding.npy, for flame-fit (config flame_fit.landmark_embedding)")
 
 
 def _given_reconstruction_flags(args) -> dict[str, str]:

@@ -173,55 +173,6 @@ class FlameDecaReconstructor:
             fit_error=np.where(found, 0.0, np.nan).astype(np.float32), mouth_occluded=np.zeros(frames, bool))
 
 
-class FlameReposer:
-    """A flame-* reconstruction's meshes moved to other codes, as an edit draws them:
-
-        reposer = FlameReposer(load_flame_model(path))
-        target = params.vertices[frames] + reposer.displacement(params, frames, expression, mouth)
-
-    Only the change of the codes is added to the reconstructed mesh, so what the codes do not hold (DECA's sideways
-    jaw rotations, the neck and eyes) stays the source's, and unchanged codes give the source mesh exactly. The new
-    mesh is where DECA's camera would put FLAME posed with the new codes: the change is turned by the head's
-    rotation about FLAME's root joint (which the expression moves a little) and scaled into frame pixels."""
-
-    def __init__(self, model, device: str = "cpu"):
-        from ned_outlier.reconstruction.flame.layer import FlameLayer
-
-        self.flame = FlameLayer(model, n_shape=N_SHAPE, n_expression=N_EXPRESSION).to(device)
-        self.device = torch.device(device)
-
-    def require_matching(self, params: FaceParams) -> None:
-        """UserError unless `params` are FLAME codes of a FLAME model with this one's vertex count."""
-        if params.schema.backend not in BACKENDS or params.schema.n_vertices != self.flame.num_vertices:
-            raise UserError(f"these are {params.schema.backend} parameters of a {params.schema.n_vertices}-vertex "
-                            f"mesh, not FLAME codes of this {self.flame.num_vertices}-vertex FLAME model: reconstruct "
-                            "with flame-deca (or flame-emoca) and the same generic_model.pkl")
-
-    @torch.no_grad()
-    def displacement(self, params: FaceParams, frames: np.ndarray, expression: np.ndarray,
-                     mouth: np.ndarray) -> np.ndarray:
-        """frames (N,) indices of face frames of `params`; expression (N, 50) and mouth (N, 1) the new codes ->
-        (N, V, 3) float32 frame pixels to add to params.vertices[frames]."""
-        self.require_matching(params)
-        rotation = params.rotation[frames]
-        before = self._about_root(params.identity, params.expression[frames], params.mouth[frames], rotation)
-        after = self._about_root(params.identity, expression, mouth, rotation)
-        return (params.scale[frames, None, None] * (after - before) @ FLIP.T).astype(np.float32)
-
-    def _about_root(self, neutral: np.ndarray, expression: np.ndarray, mouth: np.ndarray,
-                    rotation: np.ndarray) -> np.ndarray:
-        """R (m - r) + r for FLAME m (N, V, 3) posed from the neutral mesh (V, 3) with expression (N, 50) and the
-        jaw opening mouth (N, 1) alone, r its root joint (N, 3), R (N, 3, 3) the head rotation; model space."""
-        count = len(expression)
-        pose = np.zeros((count, 6))
-        pose[:, 3] = mouth[:, 0]
-        tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
-                   for a in (np.broadcast_to(neutral, (count, *neutral.shape)), expression, pose)]
-        out = self.flame.from_neutral(*tensors)
-        model, root = out.vertices.double().cpu().numpy(), out.joints[:, 0].double().cpu().numpy()[:, None]
-        return np.einsum("nij,nvj->nvi", rotation, model - root) + root
-
-
 def place_in_frame(model: np.ndarray, root: np.ndarray, global_pose: np.ndarray, cam: np.ndarray,
                    crop_matrix: np.ndarray) -> tuple[np.ndarray, ...]:
     """FLAME meshes posed without their global rotation -> frame pixels, as DECA projects them into its crop.

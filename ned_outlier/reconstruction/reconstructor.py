@@ -28,20 +28,23 @@ from ned_outlier.reconstruction.fit import FLIP, AUFitter, FitConfig
 from ned_outlier.reconstruction.identity import IdentityConfig, estimate_neutral, fit_sequence
 from ned_outlier.reconstruction.mediapipe_mesh import MeshConfig, MeshLandmarker
 from ned_outlier.reconstruction.flame_deca import BACKENDS as FLAME_BACKENDS, FlameDecaConfig
+from ned_outlier.reconstruction.flame_fit import BACKEND as FLAME_FIT_BACKEND, FlameFitConfig, FlameFitReconstructor
 from ned_outlier.reconstruction.mediapipe_au import BACKEND, mediapipe_au_model
 from ned_outlier.reconstruction.params import MAX_HANDS, FaceParams, VideoMeta, no_hands
 from ned_outlier.reconstruction.topology import OUTER_EYE_CORNERS, OUTER_LIPS
 
 log = logging.getLogger(__name__)
-BACKENDS = (BACKEND, *FLAME_BACKENDS)
+BACKENDS = (BACKEND, *FLAME_BACKENDS, FLAME_FIT_BACKEND)
 
 @dataclass(frozen=True)
 class ReconstructionConfig:
     """Every setting of `reconstruct`; read from YAML (configs/reconstruct/*.yaml) with `load_config`.
 
     smooth_sigma: Gaussian temporal smoothing of codes and pose, in frames (>= 0; 0 = off; mediapipe-au only).
-    backend: "mediapipe-au" (offline, the default: mesh, hands and fit settings apply) or "flame-deca" /
-    "flame-emoca" (NED's: DECA's or EMOCA's encoder + FLAME from the user's files, `flame`; flame_deca.py).
+    backend: "mediapipe-au" (offline, the default: mesh, hands and fit settings apply), "flame-deca" /
+    "flame-emoca" (NED's: DECA's or EMOCA's encoder + FLAME from the user's files, `flame`; flame_deca.py) or
+    "flame-fit" (FLAME fitted to the face mesh's 68 landmarks: FLAME from `flame.flame_model`, the rest from
+    `flame_fit`; the mesh and hands settings apply; flame_fit.py).
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -54,6 +57,7 @@ class ReconstructionConfig:
     smooth_sigma: float = 0.0
     backend: str = BACKEND
     flame: FlameDecaConfig = field(default_factory=FlameDecaConfig)
+    flame_fit: FlameFitConfig = field(default_factory=FlameFitConfig)
 
     def __post_init__(self) -> None:
         if not self.smooth_sigma >= 0:  # NaN too
@@ -224,6 +228,8 @@ def track_reconstructor(config: ReconstructionConfig):
         from ned_outlier.reconstruction.flame_deca import FlameDecaReconstructor
 
         return FlameDecaReconstructor(config.backend, config.flame)
+    if config.backend == FLAME_FIT_BACKEND:
+        return FlameFitReconstructor(config)
     model, schema = mediapipe_au_model()
     return lambda reader, frame_count, track, progress: _reconstruct_track(reader, frame_count, track, model, schema,
                                                                            config, progress)

@@ -139,41 +139,50 @@ def flame_model(tmp_path_factory):
     return load_flame_model(write_flame_model(tmp_path_factory.mktemp("flame_model") / "generic_model.pkl"))
 
 
-def reconstruction_of(reposer, codes: list[tuple[np.ndarray, float]], global_pose, cam, crop) -> FaceParams:
-    """What flame-deca makes of frames with these (expression (50,), jaw opening) codes, a head turned by
-    `global_pose` and DECA's camera `cam` in the crop `crop` (FaceParams built the way the backend builds them)."""
+def reconstruction_of(reposer, backend: str, codes: list[tuple[np.ndarray, float]], global_pose, cam,
+                      crop) -> FaceParams:
+    """What `backend` makes of frames with these (expression (50,), jaw opening) codes, a head turned by
+    `global_pose` and camera `cam` (DECA's s, tx, ty in the crop `crop`): FLAME turned about its root joint and
+    placed by DECA's camera (flame-deca), or turned about the model's origin, frame = s * FLIP @ R @ model + t
+    (flame-fit, with DECA's s and t)."""
     count = len(codes)
     expression = np.stack([c[0] for c in codes])
     pose = np.zeros((count, 6))
     pose[:, :3], pose[:, 3] = global_pose, [c[1] for c in codes]
-    local_pose = pose * [0, 0, 0, 1, 1, 1]  # FLAME without the global turn: place_in_frame applies it
-    tensors = [torch.as_tensor(a, dtype=torch.float32) for a in (np.zeros((count, 100)), expression, local_pose)]
-    out = reposer.flame(*tensors)
-    rotation, scale, translation, vertices = place_in_frame(
-        out.vertices.double().numpy(), out.joints[:, 0].double().numpy(), pose[:, :3], np.tile(cam, (count, 1)),
-        np.tile(crop, (count, 1, 1)))
+    local_pose = pose * [0, 0, 0, 1, 1, 1]  # FLAME without the global turn: the placement applies it
+    out = reposer.flame(*[torch.as_tensor(a, dtype=torch.float32) for a in (np.zeros((count, 100)), expression,
+                                                                             local_pose)])
+    model = out.vertices.double().numpy()
+    rotation, scale, translation, vertices = place_in_frame(model, out.joints[:, 0].double().numpy(), pose[:, :3],
+                                                            np.tile(cam, (count, 1)), np.tile(crop, (count, 1, 1)))
+    if backend == "flame-fit":
+        flip = np.diag([1.0, -1.0, -1.0])
+        translation = np.tile([128.0, 120.0, 0.0], (count, 1))
+        vertices = (scale[:, None, None] * np.einsum("ij,njk,nvk->nvi", flip, rotation, model)
+                    + translation[:, None]).astype(np.float32)
     frames = np.ones(count, bool)
     return FaceParams(
-        schema=flame_schema("flame-deca", vertices.shape[1]), video=VideoMeta("v.mp4", 256, 256, 25, 1, count),
+        schema=flame_schema(backend, vertices.shape[1]), video=VideoMeta("v.mp4", 256, 256, 25, 1, count),
         track_id=0, identity=reposer.flame.v_template.numpy().copy(), face_found=frames,
         crop_matrix=np.tile(crop, (count, 1, 1)), rotation=rotation, scale=scale, translation=translation,
         expression=expression.astype(np.float32), mouth=pose[:, 3:4].astype(np.float32), vertices=vertices,
         landmarks=vertices.copy(), fit_error=np.zeros(count, np.float32), mouth_occluded=~frames)
 
 
-def test_reposed_meshes_are_where_deca_s_camera_puts_the_new_codes(flame_model):
+@pytest.mark.parametrize("backend", ["flame-deca", "flame-fit"])
+def test_reposed_meshes_are_where_the_backend_s_camera_puts_the_new_codes(flame_model, backend):
     """The source mesh plus the displacement to other codes equals FLAME posed with those codes and placed by the
-    same camera and crop (the head turned, so the root joint's shift with the expression matters); unchanged codes
-    move nothing."""
-    from ned_outlier.reconstruction.flame_deca import FlameReposer
+    same camera (the head turned, so where it turns about matters: DECA's root joint shifts with the expression,
+    flame-fit's origin does not); unchanged codes move nothing."""
+    from ned_outlier.reconstruction.flame_repose import FlameReposer
 
     reposer = FlameReposer(flame_model)
     rng = np.random.default_rng(0)
     source_codes = [(rng.normal(0, 1, 50), 0.1), (rng.normal(0, 1, 50), 0.0)]
     target_codes = [(rng.normal(0, 1, 50), 0.3), (source_codes[1][0], 0.2)]
     turn, cam = [0.2, 0.5, -0.1], np.array([8.0, 0.01, -0.02])
-    source = reconstruction_of(reposer, source_codes, turn, cam, CROP)
-    target = reconstruction_of(reposer, target_codes, turn, cam, CROP)
+    source = reconstruction_of(reposer, backend, source_codes, turn, cam, CROP)
+    target = reconstruction_of(reposer, backend, target_codes, turn, cam, CROP)
     frames = np.arange(2)
     moved = reposer.displacement(source, frames, target.expression, target.mouth)
     np.testing.assert_allclose(source.vertices + moved, target.vertices, atol=2e-4)
@@ -185,7 +194,7 @@ def test_reposed_meshes_are_where_deca_s_camera_puts_the_new_codes(flame_model):
 def test_the_reposer_refuses_codes_of_another_backend_or_model(flame_model):
     from dataclasses import replace
 
-    from ned_outlier.reconstruction.flame_deca import FlameReposer
+    from ned_outlier.reconstruction.flame_repose import FlameReposer
     from tests.factories import face_params
 
     reposer = FlameReposer(flame_model)

@@ -40,7 +40,7 @@ from ned_outlier.reconstruction.flame.model_file import FlameUnpickler, unpickle
 from ned_outlier.reconstruction.user_files import resolve_file
 
 LANDMARK_EMBEDDING_FLAG = "--landmark-embedding"
-LANDMARK_EMBEDDING_CONFIG_KEY = "landmark_embedding"
+LANDMARK_EMBEDDING_CONFIG_KEY = "flame_fit.landmark_embedding"
 LANDMARK_EMBEDDING_ENV = "FLAME_LANDMARK_EMBEDDING_PATH"
 DECA_REGISTRATION_URL = "https://deca.is.tue.mpg.de"
 
