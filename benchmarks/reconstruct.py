@@ -3,12 +3,13 @@
 
 Each measurement runs in a fresh process (so peak RSS is that run's own) and covers the whole job: decoding, face
 detection and tracking, the backend's per-frame work (mediapipe-au: the face mesh and the AU fit; flame-deca: DECA's
-encoder on each crop and FLAME), and writing params.npz + params.csv; `--preview` adds the mesh-overlay video.
-The FLAME backends run on stand-ins of the user's files made here with the real sizes and layouts (FLAME's 5023
-vertices and 9976 triangles, DECA's ResNet-50 with random weights): the speed is the real models', the codes are
-not. Prints one row per backend and video:
+encoder on each crop and FLAME; flame-fit: the face mesh and FLAME fitted to its 68 landmarks), and writing
+params.npz + params.csv; `--preview` adds the mesh-overlay video. The FLAME backends run on stand-ins of the user's
+files made here with the real sizes and layouts (FLAME's 5023 vertices and 9976 triangles, DECA's ResNet-50 with
+random weights, a random landmark embedding): the work per frame is the real models', the codes are not (flame-fit's
+iterations are fixed, so its time does not depend on them). Prints one row per backend and video:
 
-    python benchmarks/reconstruct.py [--backend mediapipe-au flame-deca] [--device cuda] [--preview] [--threads 2]
+    python benchmarks/reconstruct.py [--backend mediapipe-au flame-deca flame-fit] [--device cuda] [--threads 2]
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ def run_child(video: Path, out: Path, backend: str, device: str, preview: bool, 
     torch.set_num_threads(threads)
     from ned_outlier.reconstruction.export import write_params_csv
     from ned_outlier.reconstruction.flame_deca import FlameDecaConfig
+    from ned_outlier.reconstruction.flame_fit import FlameFitConfig
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
     from ned_outlier.viz import write_mesh_preview
 
-    config = ReconstructionConfig(backend=backend, flame=FlameDecaConfig(device=device))
+    config = ReconstructionConfig(backend=backend, flame=FlameDecaConfig(device=device),
+                                  flame_fit=FlameFitConfig(device=device))
     start = time.perf_counter()
     params = reconstruct(video, config, progress=False)
     params.save(out / "params.npz")
@@ -53,14 +56,17 @@ def run_child(video: Path, out: Path, backend: str, device: str, preview: bool, 
 
 
 def stand_in_files(folder: Path) -> dict[str, str]:
-    """FLAME- and DECA-format files of the real sizes (random values), as the environment variables that name the
-    user's files."""
+    """FLAME-, DECA- and landmark-embedding-format files of the real sizes (random values), as the environment
+    variables that name the user's files."""
     from tests.reconstruction.deca_fixture import DECA_OUTPUTS, random_state, regressor_shapes, write_deca_checkpoint
-    from tests.reconstruction.flame_fixture import flame_arrays, write_flame_model
+    from tests.reconstruction.flame_fixture import (flame_arrays, landmark_embedding, write_flame_model,
+                                                    write_landmark_embedding)
 
     flame = write_flame_model(folder / "generic_model.pkl", flame_arrays(FLAME_VERTICES, FLAME_TRIANGLES))
     deca = write_deca_checkpoint(folder / "deca_model.tar", random_state(regressor_shapes(DECA_OUTPUTS), seed=0))
-    return {"FLAME_MODEL_PATH": str(flame), "DECA_MODEL_PATH": str(deca)}
+    embedding = write_landmark_embedding(folder / "landmark_embedding.npy", landmark_embedding(FLAME_TRIANGLES))
+    return {"FLAME_MODEL_PATH": str(flame), "DECA_MODEL_PATH": str(deca),
+            "FLAME_LANDMARK_EMBEDDING_PATH": str(embedding)}
 
 
 def loop_video(video: Path, times: int, out: Path) -> Path:

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKEND = "flame-fit"
+CHUNK = 64  # frames placed in frame pixels at once
 
 # MediaPipe face-mesh vertex -> iBUG 68 landmark (0-based iBUG order: contour 0-16 from the subject's right ear to
 # the left, brows 17-26, nose 27-35, eyes 36-47, outer lips 48-59, inner lips 60-67). The correspondence of Peizhi
@@ -319,7 +320,10 @@ class FlameFitReconstructor:
         observed = mesh[indices][:, MEDIAPIPE_TO_IBUG68, :2].astype(np.float64)
         target, centre, size = normalise(observed)
         shape, codes = self.fitter.fit_track(target)
-        rotation, scale, translation, vertices, points = self.place(shape, codes, centre, size)
+        chunks = [self.place(shape, {name: value[start:start + CHUNK] for name, value in codes.items()},
+                             centre[start:start + CHUNK], size[start:start + CHUNK])
+                  for start in range(0, len(indices), CHUNK)]  # so memory does not grow with the clip's length
+        rotation, scale, translation, vertices, points = (np.concatenate(part) for part in zip(*chunks))
         frames = len(found)
 
         def per_frame(values: np.ndarray, dtype=np.float32) -> np.ndarray:
