@@ -261,6 +261,64 @@ class FrameEditor:
         return np.rint(keep * frame + (1.0 - keep) * result).astype(np.uint8)
 
 
+def smoothed_codes(source: np.ndarray, target: np.ndarray, face_found: np.ndarray, sigma: float) -> np.ndarray:
+    """source + the change target - source (T, C) Gaussian-smoothed over time within each run of face frames
+    (sigma in frames; 0: unsmoothed), so the edit does not flicker with the per-frame codes' noise."""
+    change = np.nan_to_num(target.astype(np.float64) - source)
+    if sigma > 0:
+        for segment in true_runs(face_found):
+            change[segment] = gaussian_filter1d(change[segment], sigma, axis=0, mode="nearest")
+    return source + change
+
+
+class FlameFrameEditor:
+    """Renders edited frames of a FLAME reconstruction (flame-deca, flame-emoca, flame-fit), as NED does: the FLAME
+    mesh of the target codes (the source's mesh moved by the codes' change, `FlameReposer`) drawn by a neural
+    renderer trained on the actor's FLAME meshes, and blended into the frame."""
+
+    fold_limited = from_donor = 0  # FaceEdit's counts: the FLAME path neither limits folds nor pastes mouths
+
+    def __init__(self, params: FaceParams, target: TargetCodes, config: EditConfig, neural,
+                 flame_model: str | None = None, landmark_embedding: str | None = None):
+        """neural: the LoadedRenderer (renderer/neural/checkpoint.py), trained on this actor's FLAME meshes;
+        flame_model, landmark_embedding: the user's generic_model.pkl and landmark_embedding.npy (None:
+        FLAME_MODEL_PATH, FLAME_LANDMARK_EMBEDDING_PATH), the FLAME of the codes and the renderer's topology."""
+        from ned_outlier.reconstruction.flame.model_file import load_flame_model
+        from ned_outlier.reconstruction.flame_repose import FlameReposer
+        from ned_outlier.renderer.neural.conditioning import backend_topology
+        from ned_outlier.renderer.neural.inference import NeuralFaceRenderer
+
+        self.params = params
+        self.reposer = FlameReposer(load_flame_model(flame_model))
+        self.reposer.require_matching(params)
+        found = params.face_found
+        self.expression = smoothed_codes(params.expression, target.expression, found, config.temporal_sigma)
+        self.mouth = smoothed_codes(params.mouth, target.mouth, found, config.temporal_sigma)
+        topology = backend_topology(params.schema.backend, flame_model, landmark_embedding,
+                                    ("--flame-model", "--landmark-embedding"))
+        self.neural = NeuralFaceRenderer(neural, topology=topology)
+        self._previous_index = -2
+
+    def prepare(self, reader: VideoReader, frames: set[int] | None = None, progress: bool = False) -> None:
+        """Nothing to collect first (FrameEditor's interface)."""
+
+    def target_mesh(self, index: int) -> np.ndarray:
+        """(V, 3) frame pixels: frame `index`'s FLAME mesh with the target codes."""
+        frames = np.array([index])
+        move = self.reposer.displacement(self.params, frames, self.expression[frames], self.mouth[frames])
+        return self.params.vertices[index] + move[0]
+
+    def render(self, index: int, frame: np.ndarray) -> np.ndarray:
+        """Frame `index` (H, W, 3) edited; unchanged where the face was not found."""
+        follows, self._previous_index = index == self._previous_index + 1, index
+        if index >= self.params.num_frames or not self.params.face_found[index]:
+            self.neural.reset()
+            return frame
+        if not follows:
+            self.neural.reset()  # its history is of the frames just before; a jump starts a new run
+        return self.neural.render(frame, self.target_mesh(index), self.params.crop_matrix[index])
+
+
 def edit_video(
     video: str | Path,
     out: str | Path,
@@ -313,7 +371,11 @@ def edit_video(
             target = manipulator.target_codes(one, emotion, reference_params, intensity, mouth)
         if neural_renderer is not None:
             one.schema.require_same(neural_renderer.schema, "the neural renderer")
-        editors.append(FrameEditor(one, target, config, neural_renderer))
+        if one.schema.backend == MEDIAPIPE_BACKEND:
+            editors.append(FrameEditor(one, target, config, neural_renderer))
+        else:
+            editors.append(FlameFrameEditor(one, target, config, neural_renderer, reconstruction.flame.flame_model,
+                                            reconstruction.flame_fit.landmark_embedding))
         editors[-1].prepare(reader, progress=progress)
     frames = 0
     times = reader.frame_times()  # a variable-frame-rate source keeps its timestamps (and its audio in sync)
@@ -337,9 +399,10 @@ def require_offline_schema(schema, facs: bool, warp: bool) -> None:
     if schema.backend == MEDIAPIPE_BACKEND or not (facs or warp):
         return
     part = "the facs manipulator" if facs else "the warp renderer"
-    raise UserError(f"{part} works on {MEDIAPIPE_BACKEND} reconstructions, these are {schema.backend}: its codes are "
-                    "edited by a NED manipulator trained on them (--manipulator ned) and drawn by a neural renderer "
-                    "conditioned on the FLAME mesh, which is not built yet (docs/reconstruction.md)")
+    raise UserError(f"{part} works on {MEDIAPIPE_BACKEND} reconstructions, these are {schema.backend}: FLAME codes "
+                    "are edited by a NED manipulator trained on them (--manipulator ned --checkpoint ...) and drawn "
+                    "by a neural renderer trained on the actor's FLAME meshes (--renderer neural --checkpoint ...; "
+                    "docs/reconstruction.md)")
 
 
 def plan_mouths(params: FaceParams, delta: np.ndarray, model, geometry: EditGeometry, source_gaps: np.ndarray,

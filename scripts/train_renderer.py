@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     from ned_outlier.renderer.neural.checkpoint import load_renderer
     from ned_outlier.renderer.neural.evaluation import held_out_scores
     from ned_outlier.renderer.neural.data import split_frames
-    from ned_outlier.renderer.neural.trainer import load_actor, load_renderer_config, train_renderer
+    from ned_outlier.renderer.neural.trainer import load_actor, load_renderer_config, run_topology, train_renderer
 
     overrides = training_overrides(args) + [f"data.video={args.video}"] * bool(args.video)
     config = load_renderer_config(args.config, overrides + [f"data.params={args.params}"] * bool(args.params))
@@ -58,7 +58,8 @@ def main(argv=None) -> None:
     _, held_out = split_frames(params.num_frames, config.data.train_fraction)
     if not len(held_out):
         return
-    scores, strip = held_out_scores(load_renderer(result.model_path), frames, held_out, progress=not args.quiet)
+    scores, strip = held_out_scores(load_renderer(result.model_path, params.schema), frames, held_out,
+                                    progress=not args.quiet, topology=run_topology(config, params.schema.backend))
     output = Path(config.train.output_dir)
     with atomic_output(output / "held_out.json") as temp:
         temp.write_text(json.dumps(scores, indent=2) + "\n")

@@ -58,7 +58,7 @@ class FlameReposer:
         count = len(expression)
         pose = np.zeros((count, 6))
         pose[:, 3] = mouth[:, 0]
-        tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
+        tensors = [torch.as_tensor(np.array(a, dtype=np.float32), device=self.device)  # a copy: writable
                    for a in (np.broadcast_to(neutral, (count, *neutral.shape)), expression, pose)]
         out = self.flame.from_neutral(*tensors)
         model = out.vertices.double().cpu().numpy()

@@ -252,8 +252,8 @@ def test_an_earlier_reconstruction_is_kept_unless_overwrite(script, capfd, tmp_p
 
 def test_flame_deca_from_the_users_files_and_the_editor_refuses_its_codes(script, capfd, tmp_path):
     """--backend flame-deca with FLAME- and DECA-format files (real layouts; DECA's last layer fixed so that the
-    mesh sits on the face): FLAME's 50 + 1 codes in params.npz and params.csv, the mesh drawn as dots; edit.py names
-    why it cannot edit them yet instead of failing on the way."""
+    mesh sits on the face): FLAME's 50 + 1 codes in params.npz and params.csv, the mesh drawn as dots; edit.py's
+    offline default says what edits them instead of failing on the way."""
     from tests.reconstruction.deca_fixture import DECA_OUTPUTS, fixed_codes, write_deca_checkpoint
     from tests.reconstruction.flame_fixture import write_flame_model
 
@@ -280,5 +280,5 @@ def test_flame_deca_from_the_users_files_and_the_editor_refuses_its_codes(script
     edit = load_script("edit")
     code, err = run(edit, capfd, "--emotion", "sad", "--params", tmp_path / "out" / "params.npz", video, "--out",
                     tmp_path / "edit.mp4")
-    assert_one_line_error(code, err, "flame-deca", "not built yet")
+    assert_one_line_error(code, err, "flame-deca", "--manipulator ned", "--renderer neural")
     assert not (tmp_path / "edit.mp4").exists()

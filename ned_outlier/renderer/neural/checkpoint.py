@@ -1,6 +1,8 @@
 """A trained neural renderer as one safetensors file: the generator's weights and, in its metadata, the model config
 (conditioning size, generator widths), the code schema of the reconstruction it was trained on, the crop size of
-that reconstruction's crop matrices and the training config.
+that reconstruction's crop matrices and the training config. The schema's backend also names the mesh topology the
+conditioning images were drawn from (MediaPipe's or FLAME's: conditioning.backend_topology), so a renderer loaded
+with `expected_schema` refuses meshes of the other topology.
 
     save_renderer(generator, "renderer.safetensors", model_config, schema, source_crop_size, config_dict)
     renderer = load_renderer("renderer.safetensors", expected_schema=params.schema)   # refuses another schema

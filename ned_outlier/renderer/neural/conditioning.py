@@ -1,27 +1,45 @@
-"""The neural renderer's conditioning images, rendered with pytorch3d from a MediaPipe mesh in crop pixels.
+"""The neural renderer's conditioning images, rendered with pytorch3d from the reconstructed mesh in crop pixels.
 
 As in NED (Head2Head-style renderer), a frame is conditioned on images of the reconstructed face, not on the mesh:
 
-    renderer = ConditionRenderer(ConditioningConfig(size=256))
+    renderer = ConditionRenderer(ConditioningConfig(size=256))          # MediaPipe's topology (mediapipe-au)
     conditions = renderer(vertices)          # (B, 478, 3) crop pixels -> (B, 7, 256, 256) in [-1, 1]
+    flame = ConditionRenderer(config, backend_topology("flame-deca"))   # FLAME's, from the user's files
+    conditions = flame(vertices)             # (B, 5023, 3) -> (B, 7, 256, 256)
+
+The mesh's topology (ConditioningTopology) says what is drawn; `backend_topology` picks it from a reconstruction
+schema's backend: mediapipe-au -> `mediapipe_topology()`, flame-* (flame-deca, flame-emoca, flame-fit) ->
+`flame_topology(model, embedding)` from the user's FLAME generic_model.pkl and DECA's landmark_embedding.npy.
 
 Channels (CONDITION_CHANNELS = 7), all -1 where no face is rasterised:
-  0-2  NMFC: each vertex coloured by its coordinate in the neutral mean template (model space: x right, y up,
+  0-2  NMFC: each vertex coloured by its coordinate in the topology's neutral template (model space: x right, y up,
        z toward the camera), min-max normalised per axis to [0, 1], interpolated over the surface, mapped to [-1, 1].
+       MediaPipe: the mean template of the AU model (its 468 surface vertices). FLAME: FLAME's v_template, the mean
+       head, as NED's NMFC (its Normalised Mean Face Coordinates are the mean FLAME face's).
   3-5  unit normal of the rasterised surface (vertex normals interpolated and renormalised), x, y, z in crop axes;
        a face seen from the front has z < 0 (toward the camera).
-  6    eyes: +1 on the two eye contours (closed polylines) and on a pupil disc at each iris centre, -1 elsewhere.
+  6    eyes: +1 on the two eye contours (closed polylines), -1 elsewhere. MediaPipe: the 16-point eyelid contours
+       (EYE_CONTOURS) and a pupil disc at each iris centre. FLAME: the eye contours of DECA's 68 landmarks (iBUG
+       points 37-42 and 43-48, fixed on the mesh by the landmark embedding), no pupil: FLAME's eyeballs turn with
+       its eye joints, which the reconstruction does not track. NED draws this channel from the landmarks of a
+       separate 2D detector on the real frame (eyes and gaze as seen); here both come from the mesh, so an edit
+       moves them with it and the eyes' gaze is not conditioned.
 
-Conventions. Vertices are (B, 478, 3) crop pixels: x right, y down, z away from the camera (bigger z = farther),
+Conventions. Vertices are (B, V, 3) crop pixels: x right, y down, z away from the camera (bigger z = farther),
 pixel centres at integer coordinates (as everywhere in this project), so a crop of S pixels covers [-0.5, S - 0.5].
-Projection is orthographic: x, y are the image position, z only orders the surfaces (the nearest wins). Only the
-898 tessellation triangles over vertices 0-467 are rasterised; the iris points 468-477 feed the eyes channel only.
-Iris 468 (centre; ring 469-472) belongs to the eye of EYE_CONTOURS[0] (starts at landmark 33: the subject's right
-eye, on the image's left in an unmirrored frontal view); iris 473 (ring 474-477) to EYE_CONTOURS[1].
+Projection is orthographic: x, y are the image position, z only orders the surfaces (the nearest wins). The surface
+is the first len(template) vertices: MediaPipe's 898 tessellation triangles over vertices 0-467 (the iris points
+468-477 feed the eyes channel only: iris 468, ring 469-472, is the eye of EYE_CONTOURS[0], which starts at landmark
+33, the subject's right eye, on the image's left in an unmirrored frontal view; iris 473, ring 474-477, is
+EYE_CONTOURS[1]'s); FLAME's whole mesh (head, neck, ears, eyeballs), its triangles `f`.
 
-Winding: the tessellation is used as shipped. Its triangles are wound so that pytorch3d's vertex normals (area
-weighted sums of (v2 - v1) x (v0 - v1)) point toward the camera, -z in crop axes (both the model frame and the
-crop frame are right-handed, and a frontal placement is a half-turn about x), so no flip is needed.
+Winding: pytorch3d's vertex normals are area-weighted sums of (v2 - v1) x (v0 - v1); both meshes are wound so that
+these point out of the surface, so toward the camera (-z in crop axes) where it faces the camera (the model frame
+and the crop frame are right-handed, and a frontal placement is a half-turn about x). MediaPipe's tessellation is
+used as shipped. FLAME's triangles are as shipped too (DECA's renderer takes the same cross product on the mesh
+projected with y and z flipped, our crop axes, and treats normal z < 0 as facing the camera: yfeng95/DECA
+decalib/utils/renderer.py), but the user's file is checked: `outward_triangles` flips every triangle if the
+area-weighted normals point into the template's centroid rather than out of it.
 
 Rasterisation. pytorch3d's CPU rasteriser is naive (every pixel tests every face: about 3 s for 8 crops of 256),
 so the crop is cut into square tiles (`tile_size`) and each tile is rasterised as its own small mesh holding only
@@ -30,10 +48,10 @@ the faces whose bounding box reaches it: the same pixels, over ten times faster.
 likewise in Y), so a crop-pixel coordinate p maps to 1 - (2 p + 1) / S. Surfaces with NDC depth below 0 are
 dropped by pytorch3d, so depths are shifted to start at 1.
 """
-
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +62,13 @@ from pytorch3d.structures import Meshes
 
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import load_au_model
+from ned_outlier.reconstruction.flame.landmarks import (DECA_REGISTRATION_URL, LANDMARK_EMBEDDING_ENV, FlameLandmarks,
+                                                        LandmarkEmbedding, barycentric_landmarks,
+                                                        load_landmark_embedding)
+from ned_outlier.reconstruction.flame.model_file import FLAME_MODEL_ENV, FlameModel, load_flame_model
 from ned_outlier.reconstruction.mediapipe_au import BACKEND
-from ned_outlier.reconstruction.topology import EYE_CONTOURS, face_triangles
+from ned_outlier.reconstruction.topology import EYE_CONTOURS, OUTER_LIPS, face_triangles
+from ned_outlier.reconstruction.user_files import FLAME_REGISTRATION_URL, resolve_file
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 
 CONDITION_CHANNELS = 7  # nmfc (3) + normals (3) + eyes (1)
@@ -53,6 +76,11 @@ IRIS_CENTRES = (468, 473)  # of the eyes EYE_CONTOURS[0] and EYE_CONTOURS[1]
 IRIS_RINGS = ((469, 470, 471, 472), (474, 475, 476, 477))
 REFERENCE_SIZE = 256  # crop size at which ConditioningConfig.eye_thickness is given
 MIN_EYE_LINE = 1.0  # pixels: thinner lines would vanish between pixel centres in small crops
+FLAME_BACKEND_PREFIX = "flame-"  # flame-deca, flame-emoca, flame-fit: FLAME meshes
+IBUG_EYES = (tuple(range(36, 42)), tuple(range(42, 48)))  # 0-based iBUG 37-42 (subject's right eye), 43-48
+IBUG_OUTER_LIPS = tuple(range(48, 60))  # 0-based iBUG 49-60
+FLAME_MODEL_KEY = "data.flame_model"  # the renderer training config's keys of the user's files
+LANDMARK_EMBEDDING_KEY = "data.landmark_embedding"
 
 
 @dataclass(frozen=True)
@@ -67,12 +95,101 @@ class ConditioningConfig:
     pupil_radius: float = 0.35
 
 
-def require_conditioning_backend(backend: str) -> None:
-    """UserError unless the conditioning images can be drawn from `backend`'s meshes: only mediapipe-au's (478-point
-    MediaPipe topology) so far; FLAME's NMFC conditioning (NED's) is not built yet."""
-    if backend != BACKEND:
-        raise UserError(f"the neural renderer's conditioning is drawn from {BACKEND} meshes; {backend} meshes (FLAME) "
-                        "are not supported yet: reconstruct the actor with the mediapipe-au backend")
+@dataclass(frozen=True, eq=False)
+class ConditioningTopology:
+    """What the conditioning images are drawn from, for meshes of `n_vertices` vertices (module docstring).
+
+    name: "mediapipe" or "flame". template (S, 3): the neutral surface, vertices 0..S-1 of the mesh, in
+    model space (its NMFC colours). triangles (F, 3) int64 into 0..S-1, wound so pytorch3d's normals point out of the
+    surface. Landmark points, P of them, fixed on the mesh: point p is sum_k point_weights[p, k] * vertex
+    point_corners[p, k], point_corners (P, 3) int64, point_weights (P, 3) float32. eye_contours: two closed contours
+    of point indices (the subject's right eye first); outer_lips: point indices around the mouth (the mouth
+    discriminator's window); pupils: per eye (centre point, ring points) of its iris, or () without pupils."""
+
+    name: str
+    n_vertices: int
+    template: np.ndarray
+    triangles: np.ndarray
+    point_corners: np.ndarray
+    point_weights: np.ndarray
+    eye_contours: tuple[tuple[int, ...], tuple[int, ...]]
+    outer_lips: tuple[int, ...]
+    pupils: tuple[tuple[int, tuple[int, ...]], ...]
+
+    def require_mesh(self, n_vertices: int, what: str) -> None:
+        """UserError unless `what`'s meshes have this topology's vertex count."""
+        if n_vertices != self.n_vertices:
+            hint = ": give the FLAME model file it was reconstructed with" if self.name == "flame" else ""
+            raise UserError(f"{what} has meshes of {n_vertices} vertices, but the conditioning's {self.name} "
+                            f"topology has {self.n_vertices}{hint}")
+
+
+def mediapipe_topology() -> ConditioningTopology:
+    """The 478-point MediaPipe mesh (mediapipe-au): the AU model's mean template over the 468 surface vertices, the
+    shipped tessellation, every vertex a landmark point (weight 1 on itself), EYE_CONTOURS and OUTER_LIPS, pupils at
+    the iris centres."""
+    mean = load_au_model().mean
+    vertices = np.arange(len(mean), dtype=np.int64)
+    weights = np.zeros((len(mean), 3), np.float32)
+    weights[:, 0] = 1.0
+    return ConditioningTopology(
+        name="mediapipe", n_vertices=len(mean), template=mean[:N_FACE_VERTICES],
+        triangles=np.asarray(face_triangles(), np.int64), point_corners=np.repeat(vertices[:, None], 3, axis=1),
+        point_weights=weights, eye_contours=EYE_CONTOURS, outer_lips=OUTER_LIPS,
+        pupils=tuple(zip(IRIS_CENTRES, IRIS_RINGS)))
+
+
+def outward_triangles(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """triangles (F, 3) of the closed-ish surface template (V, 3) -> (F, 3), wound so that pytorch3d's face normals
+    (v2 - v1) x (v0 - v1) point out of it: as given when their area-weighted sum of dot products with the offsets of
+    the faces' centroids from the template's centroid is >= 0, else with corners 1 and 2 swapped in every face."""
+    template = np.asarray(template, np.float64)
+    corners = template[triangles]  # (F, 3, 3)
+    normals = np.cross(corners[:, 2] - corners[:, 1], corners[:, 0] - corners[:, 1])  # twice the area long
+    outward = float(np.sum(normals * (corners.mean(axis=1) - template.mean(axis=0))))
+    return triangles if outward >= 0 else triangles[:, [0, 2, 1]]
+
+
+def flame_topology(model: FlameModel, embedding: LandmarkEmbedding) -> ConditioningTopology:
+    """FLAME's mesh (flame-* backends): v_template as the NMFC template (the whole mesh is the surface), the
+    triangles `f` wound outward (`outward_triangles`), DECA's 68 fixed 3D landmarks (the embedding's `full_*`
+    entries, barycentric in the file's `f`) as the points, their iBUG eye contours and outer lips, no pupils.
+    UserError when the embedding names faces the model does not have."""
+    FlameLandmarks(embedding, model.f)  # refuses an embedding of another model
+    return ConditioningTopology(
+        name="flame", n_vertices=model.num_vertices, template=model.v_template,
+        triangles=outward_triangles(model.v_template, model.f), point_corners=model.f[embedding.full_faces],
+        point_weights=embedding.full_bary, eye_contours=IBUG_EYES, outer_lips=IBUG_OUTER_LIPS, pupils=())
+
+
+def _where(given: str, env: str, what: str, registration: str) -> str:
+    return (f"give its path with {given} or the environment variable {env} ({what}, registration at "
+            f"{registration}; nothing is downloaded)")
+
+
+TRAINING_KEYS = (f"the config key {FLAME_MODEL_KEY}", f"the config key {LANDMARK_EMBEDDING_KEY}")
+
+
+def backend_topology(backend: str, flame_model: str | os.PathLike | None = None,
+                     landmark_embedding: str | os.PathLike | None = None,
+                     given_by: tuple[str, str] = TRAINING_KEYS) -> ConditioningTopology:
+    """The topology of `backend`'s meshes: mediapipe-au -> MediaPipe's; flame-* -> FLAME's, read now from
+    `flame_model` (else FLAME_MODEL_PATH) and `landmark_embedding` (else FLAME_LANDMARK_EMBEDDING_PATH). A one-line
+    UserError for another backend or a missing file, naming how the caller takes each file (`given_by`: the
+    renderer training config's keys, or e.g. edit.py's flags) and the variable."""
+    if backend == BACKEND:
+        return mediapipe_topology()
+    if not backend.startswith(FLAME_BACKEND_PREFIX):
+        raise UserError(f"the neural renderer's conditioning is drawn from {BACKEND} or FLAME (flame-*) meshes, "
+                        f"not {backend!r} ones")
+    model_path = resolve_file(flame_model, f"FLAME model (the {backend} meshes' topology)", FLAME_MODEL_ENV,
+                              _where(given_by[0], FLAME_MODEL_ENV, "FLAME 2020's generic_model.pkl",
+                                     FLAME_REGISTRATION_URL))
+    embedding_path = resolve_file(landmark_embedding, "FLAME landmark embedding (the eyes channel)",
+                                  LANDMARK_EMBEDDING_ENV,
+                                  _where(given_by[1], LANDMARK_EMBEDDING_ENV, "DECA's landmark_embedding.npy",
+                                         DECA_REGISTRATION_URL))
+    return flame_topology(load_flame_model(model_path), load_landmark_embedding(embedding_path))
 
 
 def nmfc_colours(template: np.ndarray) -> np.ndarray:
@@ -212,19 +329,19 @@ def squared_segment_distances(points: torch.Tensor, starts: torch.Tensor, ends: 
     return (gap * gap).sum(-1).amin(dim=-1)
 
 
-def pupil_discs(vertices: torch.Tensor, fraction: float, minimum: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """vertices (B, 478, 3) crop pixels -> (centres (B, 2, 2) x, y of the iris centres 468 and 473; radii (B, 2):
-    `fraction` of the mean image distance from each centre to its ring points, at least `minimum`)."""
-    centres = vertices[:, list(IRIS_CENTRES), :2]
-    rings = vertices[:, [list(ring) for ring in IRIS_RINGS], :2]  # (B, 2, 4, 2)
-    radii = (rings - centres[:, :, None]).norm(dim=-1).mean(dim=-1)
-    return centres, (fraction * radii).clamp_min(minimum)
+def pupil_disc(points: torch.Tensor, centre: int, ring: tuple[int, ...], fraction: float,
+               minimum: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """points (B, P, 3) crop pixels -> (the iris centre point's x, y (B, 2); radius (B,): `fraction` of the mean
+    image distance from the centre to its ring points, at least `minimum`)."""
+    middle = points[:, centre, :2]
+    radius = (points[:, list(ring), :2] - middle[:, None]).norm(dim=-1).mean(dim=-1)
+    return middle, (fraction * radius).clamp_min(minimum)
 
 
-def contour_segments(vertices: torch.Tensor, contour: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """vertices (B, V, 3) crop pixels, a closed contour of K vertex ids -> (starts, ends) (B, K, 2) of its edges."""
+def contour_segments(points: torch.Tensor, contour: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """points (B, P, 3) crop pixels, a closed contour of K point ids -> (starts, ends) (B, K, 2) of its edges."""
     loop = list(contour)
-    return vertices[:, loop, :2], vertices[:, loop[1:] + loop[:1], :2]
+    return points[:, loop, :2], points[:, loop[1:] + loop[:1], :2]
 
 
 def pixel_window(low: torch.Tensor, high: torch.Tensor, size: int) -> tuple[slice, slice, torch.Tensor]:
@@ -238,31 +355,36 @@ def pixel_window(low: torch.Tensor, high: torch.Tensor, size: int) -> tuple[slic
     return slice(y0, y1), slice(x0, x1), torch.stack([xs, ys], dim=-1).reshape(-1, 2).to(low.dtype)
 
 
-def draw_eye(mask: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor,
-             half_width: float) -> None:
+def draw_eye(mask: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, half_width: float,
+             pupil: tuple[torch.Tensor, torch.Tensor] | None) -> None:
     """Set in mask (B, S, S) bool the pixels within half_width of the contour edges starts, ends (B, K, 2) or inside
-    the pupil disc centre (B, 2), radius (B,). Only the window around this eye across the batch is evaluated."""
-    reach = torch.cat([starts.reshape(-1, 2) - half_width, centre - radius[:, None]])
-    extent = torch.cat([starts.reshape(-1, 2) + half_width, centre + radius[:, None]])
-    rows, columns, grid = pixel_window(reach.amin(dim=0), extent.amax(dim=0), mask.shape[-1])
+    the pupil disc (centre (B, 2), radius (B,)), if any. Only the window around this eye across the batch is
+    evaluated."""
+    reach, extent = [starts.reshape(-1, 2) - half_width], [starts.reshape(-1, 2) + half_width]
+    if pupil is not None:
+        reach.append(pupil[0] - pupil[1][:, None])
+        extent.append(pupil[0] + pupil[1][:, None])
+    rows, columns, grid = pixel_window(torch.cat(reach).amin(dim=0), torch.cat(extent).amax(dim=0), mask.shape[-1])
     if len(grid) == 0:
         return
-    on_line = squared_segment_distances(grid, starts, ends) <= half_width**2
-    offset = grid[None] - centre[:, None]  # (B, P, 2)
-    in_pupil = (offset * offset).sum(-1) <= (radius**2)[:, None]
+    on = squared_segment_distances(grid, starts, ends) <= half_width**2
+    if pupil is not None:
+        offset = grid[None] - pupil[0][:, None]  # (B, P, 2)
+        on = on | ((offset * offset).sum(-1) <= (pupil[1] ** 2)[:, None])
     window = mask[:, rows, columns]
-    mask[:, rows, columns] = window | (on_line | in_pupil).view(window.shape)
+    mask[:, rows, columns] = window | on.view(window.shape)
 
 
-def eyes_mask(vertices: torch.Tensor, config: ConditioningConfig) -> torch.Tensor:
-    """vertices (B, 478, 3) crop pixels -> (B, size, size) bool: pixel centres within half the line width of an eye
-    contour, or inside a pupil disc (radius at least that half width)."""
+def eyes_mask(points: torch.Tensor, topology: ConditioningTopology, config: ConditioningConfig) -> torch.Tensor:
+    """points (B, P, 3) the topology's landmark points in crop pixels -> (B, size, size) bool: pixel centres within
+    half the line width of an eye contour, or inside a pupil disc (radius at least that half width)."""
     half_width = max(config.eye_thickness * config.size / REFERENCE_SIZE, MIN_EYE_LINE) / 2
-    centres, radii = pupil_discs(vertices, config.pupil_radius, half_width)
-    mask = torch.zeros(vertices.shape[0], config.size, config.size, dtype=torch.bool, device=vertices.device)
-    for eye, contour in enumerate(EYE_CONTOURS):
-        starts, ends = contour_segments(vertices, contour)
-        draw_eye(mask, starts, ends, centres[:, eye], radii[:, eye], half_width)
+    mask = torch.zeros(points.shape[0], config.size, config.size, dtype=torch.bool, device=points.device)
+    for eye, contour in enumerate(topology.eye_contours):
+        starts, ends = contour_segments(points, contour)
+        pupil = (pupil_disc(points, *topology.pupils[eye], config.pupil_radius, half_width) if topology.pupils
+                 else None)
+        draw_eye(mask, starts, ends, half_width, pupil)
     return mask
 
 
@@ -279,34 +401,48 @@ def finite_vertices(vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 
 class ConditionRenderer(torch.nn.Module):
-    """(B, 478, 3) crop-pixel vertices -> (B, CONDITION_CHANNELS, size, size) conditioning images. No weights; runs
-    on the device of its input (its constants follow it there)."""
+    """(B, V, 3) crop-pixel vertices of `topology`'s meshes (MediaPipe's when None) -> (B, CONDITION_CHANNELS, size,
+    size) conditioning images. No weights; runs on the device of its input (its constants follow it there)."""
 
-    def __init__(self, config: ConditioningConfig = ConditioningConfig()):
+    def __init__(self, config: ConditioningConfig = ConditioningConfig(),
+                 topology: ConditioningTopology | None = None):
         super().__init__()
         self.config = config
-        self._triangles = torch.as_tensor(face_triangles(), dtype=torch.int64)
-        self._colours = torch.as_tensor(nmfc_colours(load_au_model().mean[:N_FACE_VERTICES]))
-        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.topology = mediapipe_topology() if topology is None else topology
+        self._constants = tuple(torch.as_tensor(array) for array in (
+            self.topology.triangles, nmfc_colours(self.topology.template), self.topology.point_corners,
+            self.topology.point_weights))
+        self._on_device: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
-    def constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(triangles (898, 3) int64, NMFC colours (468, 3) float32) on `device`."""
+    def constants(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(triangles (F, 3) int64, NMFC colours (S, 3) float32, point corners (P, 3) int64, point weights (P, 3)
+        float32) on `device`."""
         if device not in self._on_device:
-            self._on_device[device] = (self._triangles.to(device), self._colours.to(device))
+            self._on_device[device] = tuple(constant.to(device) for constant in self._constants)
         return self._on_device[device]
 
+    def points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """vertices (B, V, 3) -> (B, P, 3) the topology's landmark points (eye contours, lips, irises)."""
+        _, _, corners, weights = self.constants(vertices.device)
+        every = torch.arange(len(corners), device=vertices.device)
+        return barycentric_landmarks(vertices, corners, every, weights.to(vertices.dtype))
+
+    def lips(self, vertices: torch.Tensor) -> torch.Tensor:
+        """vertices (B, V, 3) -> (B, K, 2) image x, y of the topology's outer lip points."""
+        return self.points(vertices)[:, list(self.topology.outer_lips), :2]
+
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        """(B, 478, 3) crop-pixel vertices -> (B, 7, size, size) float32 in [-1, 1]: channels 0-2 NMFC colour,
-        3-5 unit surface normal (x, y, z in crop axes), 6 eyes (+1 on contours and pupils); -1 off the face, and
+        """(B, V, 3) crop-pixel vertices -> (B, 7, size, size) float32 in [-1, 1]: channels 0-2 NMFC colour, 3-5
+        unit surface normal (x, y, z in crop axes), 6 eyes (+1 on contours and pupils); -1 off the face, and
         everywhere for a mesh with a non-finite coordinate. Not differentiable (the vertices are detached)."""
         vertices, finite = finite_vertices(vertices.detach().float())
-        triangles, colours = self.constants(vertices.device)
-        face = vertices[:, :N_FACE_VERTICES]
+        triangles, colours, _, _ = self.constants(vertices.device)
+        face = vertices[:, :len(colours)]
         attributes = torch.cat([colours.expand(len(face), -1, -1), vertex_normals(face, triangles)], dim=2)
         values, covered = rasterize_attributes(face, triangles, attributes, self.config.size)
         covered = covered & finite[:, None, None]
         nmfc = values[:, :3] * 2 - 1
         normals = unit_vectors(values[:, 3:])
-        eyes = eyes_mask(vertices, self.config)[:, None].float() * 2 - 1
+        eyes = eyes_mask(self.points(vertices), self.topology, self.config)[:, None].float() * 2 - 1
         images = torch.cat([nmfc, normals, eyes], dim=1)
         return torch.where(covered[:, None], images, torch.full_like(images, -1.0))

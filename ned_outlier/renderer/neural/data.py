@@ -1,5 +1,5 @@
 """An actor's own video as the neural renderer's training data: per frame, the real face crop (the target) and the
-MediaPipe mesh in that crop's pixels (what the conditioning images are rendered from).
+reconstruction's mesh (MediaPipe's or FLAME's) in that crop's pixels (what the conditioning images are drawn from).
 
     frames = actor_frames("actor.mp4", params, size=256, cache=Path("runs/renderer/frames.npy"))
     dataset = SequenceDataset(frames, length=3, frames=range(0, 377))     # first 80% for training

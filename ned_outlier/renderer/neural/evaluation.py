@@ -19,6 +19,7 @@ from kornia.metrics import ssim
 from tqdm import tqdm
 
 from ned_outlier.renderer.neural.checkpoint import LoadedRenderer
+from ned_outlier.renderer.neural.conditioning import ConditioningTopology
 from ned_outlier.renderer.neural.data import ActorFrames
 from ned_outlier.renderer.neural.inference import NeuralFaceRenderer, to_image
 
@@ -40,10 +41,12 @@ def structural_similarity(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None 
 
 
 def held_out_scores(loaded: LoadedRenderer, frames: ActorFrames, span: range, examples: int = 4,
-                    progress: bool = True) -> tuple[dict[str, float], np.ndarray | None]:
+                    progress: bool = True, topology: ConditioningTopology | None = None
+                    ) -> tuple[dict[str, float], np.ndarray | None]:
     """Mean face PSNR and SSIM over the face frames of `span`, their count, and a strip image: `examples` evenly
-    spaced frames, real crops above generated ones ((2 S, examples S, 3) uint8; None without face frames)."""
-    renderer = NeuralFaceRenderer(loaded)
+    spaced frames, real crops above generated ones ((2 S, examples S, 3) uint8; None without face frames).
+    `topology`: of the frames' meshes (None: the checkpoint backend's, see NeuralFaceRenderer)."""
+    renderer = NeuralFaceRenderer(loaded, topology=topology)
     scores: dict[str, list[float]] = {"psnr": [], "ssim": []}
     shown = set(np.linspace(span.start, span.stop - 1, examples).round().astype(int).tolist())
     strip = []

@@ -8,7 +8,10 @@
 
 Each frame is generated from the conditions of itself and the two frames before, and the two frames generated
 before it (zeros at the start of a run), as in training. The generated crop is put back with the inverse crop affine
-and Laplacian-blended (compose/blend.py) under the face mesh's hull, feathered inward.
+and Laplacian-blended (compose/blend.py) under the hull of the mesh's surface (MediaPipe's 468 face vertices, or
+FLAME's whole mesh), feathered inward. The conditions are drawn from the topology of the checkpoint's schema
+(`backend_topology`: a FLAME renderer reads the user's FLAME files from FLAME_MODEL_PATH and
+FLAME_LANDMARK_EMBEDDING_PATH unless a topology is given).
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ import torch
 
 from ned_outlier.compose.blend import blend_region, hull_mask
 from ned_outlier.face.crop import warp_to_frame
-from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.neural.checkpoint import LoadedRenderer
-from ned_outlier.renderer.neural.conditioning import ConditionRenderer
+from ned_outlier.renderer.neural.conditioning import ConditioningTopology, ConditionRenderer, backend_topology
 from ned_outlier.renderer.neural.data import crop_vertices, rescale_crop
 from ned_outlier.renderer.neural.objective import face_mask
 from ned_outlier.renderer.warp import face_roi
@@ -57,11 +59,15 @@ def inner_mask(points: np.ndarray, shape: tuple[int, int], feather: float) -> np
 
 
 class NeuralFaceRenderer:
-    """Stateful per-video renderer: call `render` for consecutive face frames, `reset` between runs of them."""
+    """Stateful per-video renderer: call `render` for consecutive face frames, `reset` between runs of them.
+    `topology`: of the meshes it is given; None reads the one of the checkpoint's backend (`backend_topology`)."""
 
-    def __init__(self, loaded: LoadedRenderer, blend: NeuralBlendConfig = NeuralBlendConfig(), device: str = "cpu"):
+    def __init__(self, loaded: LoadedRenderer, blend: NeuralBlendConfig = NeuralBlendConfig(), device: str = "cpu",
+                 topology: ConditioningTopology | None = None):
+        topology = backend_topology(loaded.schema.backend) if topology is None else topology
+        topology.require_mesh(loaded.schema.n_vertices, f"the neural renderer's schema ({loaded.schema.backend})")
         self.generator = loaded.generator.to(device).eval()
-        self.conditions = ConditionRenderer(loaded.model_config.conditioning)
+        self.conditions = ConditionRenderer(loaded.model_config.conditioning, topology)
         self.size = loaded.model_config.conditioning.size
         self.source_crop_size = loaded.source_crop_size
         self.blend, self.device = blend, device
@@ -88,12 +94,12 @@ class NeuralFaceRenderer:
         return frame, mask[0, 0] > 0.5
 
     def render(self, frame: np.ndarray, points: np.ndarray, crop_matrix: np.ndarray) -> np.ndarray:
-        """frame (H, W, 3) uint8 with the face re-rendered for mesh `points` (478, 3) frame pixels; crop_matrix
+        """frame (H, W, 3) uint8 with the face re-rendered for mesh `points` (V, 3) frame pixels; crop_matrix
         (2, 3) the reconstruction's frame -> crop affine."""
         matrix = rescale_crop(crop_matrix, self.source_crop_size, self.size)
         crop = to_image(self.generate(crop_vertices(np.asarray(points, np.float64), matrix))[0])
         height, width = frame.shape[:2]
-        face = np.asarray(points, np.float64)[:N_FACE_VERTICES, :2]
+        face = np.asarray(points, np.float64)[:len(self.conditions.topology.template), :2]
         feather = self.blend.feather * float(np.ptp(face[:, 0]))
         pad = np.ceil(2 * feather) + 2 ** self.blend.levels  # the mask is 0 near the box's sides
         x0, y0, x1, y1 = box = face_roi(np.stack([face.min(axis=0) - pad, face.max(axis=0) + pad]), frame.shape)

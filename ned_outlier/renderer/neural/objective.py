@@ -1,7 +1,8 @@
 """The neural renderer's networks behind one forward per optimisation step (as DDP needs), and the generator's
 autoregressive roll-out over a run of frames.
 
-Shapes: B sequences of L frames, S x S crops, C = CONDITION_CHANNELS, V = 478 mesh vertices.
+Shapes: B sequences of L frames, S x S crops, C = CONDITION_CHANNELS, V mesh vertices (478 for MediaPipe's
+topology, FLAME's 5023 for flame-*: `ConditioningTopology`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ned_outlier.reconstruction.topology import OUTER_LIPS
-from ned_outlier.renderer.neural.conditioning import CONDITION_CHANNELS, ConditioningConfig, ConditionRenderer
+from ned_outlier.renderer.neural.conditioning import (CONDITION_CHANNELS, ConditioningConfig, ConditioningTopology,
+                                                     ConditionRenderer)
 from ned_outlier.renderer.neural.losses import (RendererLossConfig, feature_matching_loss, lsgan_discriminator_loss,
                                                 lsgan_generator_loss, make_perceptual)
 from ned_outlier.renderer.neural.networks import (DiscriminatorConfig, GeneratorConfig, MultiscaleDiscriminator,
@@ -43,21 +44,21 @@ def face_mask(conditions: torch.Tensor) -> torch.Tensor:
     return (conditions[:, :1] > -1).float()
 
 
-def mouth_boxes(vertices: torch.Tensor, side: float) -> torch.Tensor:
-    """vertices (N, V, 3) crop pixels -> (N, 4) boxes x0, y0, x1, y1: squares of `side` pixels centred on the
-    outer lips' bounding box."""
-    lips = vertices[:, list(OUTER_LIPS), :2]
+def mouth_boxes(lips: torch.Tensor, side: float) -> torch.Tensor:
+    """lips (N, K, 2) x, y crop pixels of the outer lip points -> (N, 4) boxes x0, y0, x1, y1: squares of `side`
+    pixels centred on the lips' bounding box."""
     centre = (lips.amin(dim=1) + lips.amax(dim=1)) / 2
     return torch.cat([centre - side / 2, centre + side / 2], dim=1)
 
 
 class RendererNetworks(nn.Module):
-    """Condition renderer (no weights), generator, frame discriminator (condition + image) and mouth discriminator."""
+    """Condition renderer (no weights) of `topology`'s meshes (MediaPipe's when None), generator, frame discriminator
+    (condition + image) and mouth discriminator."""
 
-    def __init__(self, config: RendererModelConfig):
+    def __init__(self, config: RendererModelConfig, topology: ConditioningTopology | None = None):
         super().__init__()
         self.config = config
-        self.conditions = ConditionRenderer(config.conditioning)
+        self.conditions = ConditionRenderer(config.conditioning, topology)
         self.generator = RendererGenerator(CONDITION_CHANNELS, config.generator)
         d = config.discriminator
         self.discriminator = MultiscaleDiscriminator(CONDITION_CHANNELS + 3, d.ndf, d.n_layers, d.num_scales)
@@ -113,7 +114,7 @@ class RendererObjective(nn.Module):
         """Per frame (B * L): the discriminators' inputs, condition + image, whole and cropped to the mouth."""
         frame = torch.cat([conditions.flatten(0, 1), images.flatten(0, 1)], dim=1)
         side = self.nets.config.mouth_box.side(images.shape[-1])
-        return frame, mouth_crops(frame, mouth_boxes(vertices.flatten(0, 1), side), side)
+        return frame, mouth_crops(frame, mouth_boxes(self.nets.conditions.lips(vertices.flatten(0, 1)), side), side)
 
     def _generator_loss(self, images, fakes, conditions, vertices):
         weights = self.loss

@@ -3,10 +3,14 @@
     result = train_renderer(load_renderer_config("configs/renderer/actor.yaml", ["data.video=actor.mp4"]))
 
 Self-supervised on the actor's own video, as NED's renderer: the condition is rendered from each frame's fitted
-mesh, the target is the real frame's crop. The first `data.train_fraction` of the frames train; the rest are held
-out (their PSNR/SSIM is the renderer's score: renderer/neural/evaluation.py). Each iteration: the generator rolls out
-`data.sequence_length` consecutive frames (each from three conditions and the two frames it generated before), then
-the discriminators take a step on those frames (NED's order: G, then D). Adam (NED: lr 2e-4, betas 0.5 / 0.999) per
+mesh, the target is the real frame's crop. The conditioning's topology follows the reconstruction's backend
+(renderer/neural/conditioning.py: MediaPipe's for mediapipe-au, FLAME's for flame-*, from data.flame_model and
+data.landmark_embedding or FLAME_MODEL_PATH and FLAME_LANDMARK_EMBEDDING_PATH), read before any frame is cut or
+reconstructed; the checkpoint records the schema, so it renders for that backend's meshes only. The first
+`data.train_fraction` of the frames train; the rest are held out (their PSNR/SSIM is the renderer's score:
+renderer/neural/evaluation.py). Each iteration: the generator rolls out `data.sequence_length` consecutive frames
+(each from three conditions and the two frames it generated before), then the discriminators take a step on those
+frames (NED's order: G, then D). Adam (NED: lr 2e-4, betas 0.5 / 0.999) per
 side; the learning rate decays linearly to 0 over the last `decay_epochs`.
 
 In train.output_dir: renderer.safetensors (renderer/neural/checkpoint.py), checkpoints/last (resume state, replaced
@@ -33,11 +37,11 @@ from ned_outlier.manipulator.ned.trainer import decay_factor
 from ned_outlier.reconstruction.params import FaceParams, load_params_of
 from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct
 from ned_outlier.renderer.neural.checkpoint import save_renderer
-from ned_outlier.renderer.neural.conditioning import require_conditioning_backend
+from ned_outlier.renderer.neural.conditioning import ConditioningTopology, backend_topology
 from ned_outlier.renderer.neural.data import ActorFrames, SequenceDataset, actor_frames, split_frames
 from ned_outlier.renderer.neural.losses import RendererLossConfig
 from ned_outlier.renderer.neural.objective import RendererModelConfig, RendererNetworks, RendererObjective
-from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, load_resume_state,
+from ned_outlier.training_state import (Progress, check_schedule, finish_run, flat_config, resume_if_saved,
                                          save_resume_state)
 from ned_outlier.data.sampling import EpochShuffle
 
@@ -48,7 +52,9 @@ LOG = logging.getLogger(__name__)
 class DataSection:
     """video: the actor's footage; params: its saved reconstruction (null: reconstruct into output_dir/params.npz);
     train_fraction: the first part of the frames that trains (the rest is held out); sequence_length: frames per
-    generator roll-out; source_crop_size: the crop size of the reconstruction's crop matrices (its crop.size)."""
+    generator roll-out; source_crop_size: the crop size of the reconstruction's crop matrices (its crop.size);
+    flame_model, landmark_embedding: the user's FLAME generic_model.pkl and DECA's landmark_embedding.npy, the
+    conditioning's topology for a flame-* reconstruction (None: FLAME_MODEL_PATH, FLAME_LANDMARK_EMBEDDING_PATH)."""
 
     video: str = ""
     params: str | None = None
@@ -57,6 +63,8 @@ class DataSection:
     sequence_length: int = 3
     source_crop_size: int = 256
     reconstruct_config: str = "configs/reconstruct/default.yaml"
+    flame_model: str | None = None
+    landmark_embedding: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0 or self.sequence_length < 1:
@@ -104,26 +112,46 @@ def load_renderer_config(path: str | Path, overrides: list[str] | None = None) -
     return load_config(path, RendererTrainingConfig, overrides)
 
 
-def load_actor(config: RendererTrainingConfig, progress: bool) -> tuple[FaceParams, ActorFrames]:
-    """The actor's reconstruction (made once into output_dir/params.npz unless data.params is given) and crops."""
+def saved_params(config: RendererTrainingConfig) -> FaceParams | None:
+    """The run's saved reconstruction: data.params, else output_dir/params.npz (None when neither: it is yet to be
+    made). UserError without a video, or when either is of another video."""
     data, output = config.data, Path(config.train.output_dir)
     if not data.video:
         raise UserError("no actor video: pass --video PATH (or set data.video)")
     if data.params:
-        params = load_params_of(data.params, data.video, f"data.params {data.params}")
-    elif (output / "params.npz").is_file():
-        params = FaceParams.load(output / "params.npz")
-        if Path(params.video.path).name != Path(data.video).name:
-            raise UserError(f"{output} holds a run on {params.video.path}, not {data.video}: choose another "
-                            "--output-dir")
-    else:
-        reconstruction = load_config(repo_path(data.reconstruct_config), ReconstructionConfig)
-        require_conditioning_backend(reconstruction.backend)  # before minutes of reconstruction, not after
-        params = reconstruct(data.video, reconstruction, face=data.face, progress=progress)
-        params.save(output / "params.npz")
-    require_conditioning_backend(params.schema.backend)
-    size = config.model.conditioning.size
-    frames = actor_frames(data.video, params, size, output / "frames.npy", data.source_crop_size, progress)
+        return load_params_of(data.params, data.video, f"data.params {data.params}")
+    if not (output / "params.npz").is_file():
+        return None
+    params = FaceParams.load(output / "params.npz")
+    if Path(params.video.path).name != Path(data.video).name:
+        raise UserError(f"{output} holds a run on {params.video.path}, not {data.video}: choose another --output-dir")
+    return params
+
+
+def reconstruction_config(config: RendererTrainingConfig) -> ReconstructionConfig:
+    return load_config(repo_path(config.data.reconstruct_config), ReconstructionConfig)
+
+
+def run_topology(config: RendererTrainingConfig, backend: str) -> ConditioningTopology:
+    """The conditioning's topology for `backend`'s meshes, its files from the run's data section."""
+    return backend_topology(backend, config.data.flame_model, config.data.landmark_embedding)
+
+
+def load_actor(config: RendererTrainingConfig, progress: bool, topology: ConditioningTopology | None = None,
+               params: FaceParams | None = None) -> tuple[FaceParams, ActorFrames]:
+    """The actor's reconstruction (`params` when already loaded by `saved_params`; else the saved one, or made once
+    into output_dir/params.npz) and crops. `topology` (None: the reconstruction backend's, `run_topology`, read
+    before minutes of reconstruction) must fit the reconstruction's meshes."""
+    params = saved_params(config) if params is None else params
+    if params is None:
+        reconstruction = reconstruction_config(config)
+        topology = run_topology(config, reconstruction.backend) if topology is None else topology
+        params = reconstruct(config.data.video, reconstruction, face=config.data.face, progress=progress)
+        params.save(Path(config.train.output_dir) / "params.npz")
+    topology = run_topology(config, params.schema.backend) if topology is None else topology
+    topology.require_mesh(params.schema.n_vertices, f"the {params.schema.backend} reconstruction")
+    frames = actor_frames(config.data.video, params, config.model.conditioning.size,
+                          Path(config.train.output_dir) / "frames.npy", config.data.source_crop_size, progress)
     return params, frames
 
 
@@ -145,10 +173,13 @@ def train_renderer(config: RendererTrainingConfig, progress: bool = True) -> Ren
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(output),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(config.train.seed)
-    nets = RendererNetworks(config.model)
-    objective = RendererObjective(nets, config.loss)  # first: a missing VGG19 file is reported before any work
+    saved = saved_params(config)
+    # first: a missing FLAME or VGG19 file is reported before any work
+    topology = run_topology(config, saved.schema.backend if saved else reconstruction_config(config).backend)
+    nets = RendererNetworks(config.model, topology)
+    objective = RendererObjective(nets, config.loss)
     with accelerator.main_process_first():  # one process reconstructs and crops; the others read its files
-        params, frames = load_actor(config, progress and accelerator.is_main_process)
+        params, frames = load_actor(config, progress and accelerator.is_main_process, topology, saved)
     training_frames, _ = split_frames(params.num_frames, config.data.train_fraction)
     dataset = SequenceDataset(frames, config.data.sequence_length, training_frames)
     generator_params = list(nets.generator.parameters())
@@ -164,9 +195,9 @@ def train_renderer(config: RendererTrainingConfig, progress: bool = True) -> Ren
     state = Progress()
     accelerator.register_for_checkpointing(state)
     checkpoints = output / "checkpoints"
-    if (checkpoints / "last").is_dir():
-        load_resume_state(accelerator, checkpoints / "last")
-        LOG.info("resuming from %s: epoch %d, step %d", checkpoints / "last", state.epoch, state.step_in_epoch)
+    resumed = resume_if_saved(accelerator, checkpoints)
+    if resumed:
+        LOG.info("resuming from %s: epoch %d, step %d", resumed, state.epoch, state.step_in_epoch)
     accelerator.init_trackers("tensorboard", config=flat_config(config))
 
     history = []
