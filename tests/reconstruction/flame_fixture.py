@@ -109,3 +109,17 @@ def write_landmark_embedding(path: Path, embedding: dict) -> Path:
     """`embedding` saved as DECA's landmark_embedding.npy is: np.save of the dict (one pickled object)."""
     np.save(path, embedding, allow_pickle=True)
     return path
+
+
+def one_line_error(load, path) -> str:
+    """The message of the UserError `load(path)` raises (the test fails unless it raises one), checked to be one
+    line."""
+    import pytest
+
+    from ned_outlier.errors import UserError
+
+    with pytest.raises(UserError) as raised:
+        load(path)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message

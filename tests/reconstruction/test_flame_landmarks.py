@@ -24,6 +24,7 @@ from tests.reconstruction.flame_fixture import (
     NUM_FACES,
     flame_arrays,
     landmark_embedding,
+    one_line_error,
     write_flame_model,
     write_landmark_embedding,
 )
@@ -42,11 +43,7 @@ def no_env(monkeypatch):
 
 
 def error_of(path) -> str:
-    with pytest.raises(UserError) as raised:
-        load_landmark_embedding(path)
-    message = str(raised.value)
-    assert "\n" not in message
-    return message
+    return one_line_error(load_landmark_embedding, path)
 
 
 def about_y(degrees: float) -> list[float]:

@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.flame import FLAME_MODEL_ENV, load_flame_model, resolve_flame_path
-from tests.reconstruction.flame_fixture import NUM_FACES, NUM_VERTICES, SENTINEL, flame_arrays, write_flame_model
+from tests.reconstruction.flame_fixture import (NUM_FACES, NUM_VERTICES, SENTINEL, flame_arrays, one_line_error,
+                                                write_flame_model)
 
 URL = "https://flame.is.tue.mpg.de"
 
@@ -31,11 +31,7 @@ def no_env(monkeypatch):
 
 
 def error_of(path) -> str:
-    with pytest.raises(UserError) as raised:
-        load_flame_model(path)
-    message = str(raised.value)
-    assert "\n" not in message
-    return message
+    return one_line_error(load_flame_model, path)
 
 
 @pytest.mark.parametrize("numpy1_names", [True, False])
