@@ -81,7 +81,8 @@ def add_reconstruction_arguments(parser) -> None:
     group.add_argument("--emoca-model", help="an EMOCA checkpoint .ckpt or its folder (config flame.emoca_model)")
     group.add_argument("--flame-model", help="FLAME 2020's generic_model.pkl (config flame.flame_model)")
     group.add_argument("--landmark-embedding",
-                       help="DECA's landmark_embedding.npy, for flame-fit (config flame_fit.landmark_embedding)")
+                       help="DECA's landmark_embedding.npy: flame-fit's landmarks, and the eyes a neural renderer "
+                            "of FLAME meshes draws (config flame_fit.landmark_embedding)")
 
 
 def _given_reconstruction_flags(args) -> dict[str, str]:
