@@ -356,7 +356,7 @@ def edit_video(
         for one in faces:
             one.require_source(reader)
     for one in faces:
-        require_offline_schema(one.schema, manipulator is None, neural_renderer is None)
+        require_parts_for(one.schema.backend, manipulator, neural_renderer)
     if neural_renderer is not None and len(faces) > 1:
         raise UserError(f"a neural renderer draws the one actor it was trained on, not {len(faces)} faces: choose one "
                         "face (--face)")
@@ -393,13 +393,21 @@ def edit_video(
     return EditReport(frames, edits, Path(out), Path(preview) if preview else None)
 
 
-def require_offline_schema(schema, facs: bool, warp: bool) -> None:
-    """UserError when the facs manipulator (`facs`) or the warp renderer (`warp`) is asked to work on codes of
-    another backend than mediapipe-au: both are built on its FACS action units and MediaPipe mesh."""
-    if schema.backend == MEDIAPIPE_BACKEND or not (facs or warp):
+def require_parts_for(backend: str, manipulator=None, neural_renderer=None) -> None:
+    """UserError unless the edit's parts take codes of reconstruction `backend`: a NED manipulator or a neural
+    renderer (objects with `schema`) trained on that backend's codes; the facs manipulator (manipulator None) and the
+    warp renderer (neural_renderer None) on mediapipe-au's only, being built on its FACS action units and MediaPipe
+    mesh. Checked from the backend alone, so before a reconstruction, and again on its schema by edit_video."""
+    for part, name in ((manipulator, "NED manipulator"), (neural_renderer, "neural renderer")):
+        if part is not None and part.schema.backend != backend:
+            raise UserError(f"the {name} was trained on {part.schema.backend} codes, these come from {backend}: "
+                            f"reconstruct with --backend {part.schema.backend} (or use a {name} trained on {backend} "
+                            "codes)")
+    facs, warp = manipulator is None, neural_renderer is None
+    if backend == MEDIAPIPE_BACKEND or not (facs or warp):
         return
     part = "the facs manipulator" if facs else "the warp renderer"
-    raise UserError(f"{part} works on {MEDIAPIPE_BACKEND} reconstructions, these are {schema.backend}: FLAME codes "
+    raise UserError(f"{part} works on {MEDIAPIPE_BACKEND} reconstructions, these are {backend}: FLAME codes "
                     "are edited by a NED manipulator trained on them (--manipulator ned --checkpoint ...) and drawn "
                     "by a neural renderer trained on the actor's FLAME meshes (--renderer neural --checkpoint ...; "
                     "docs/reconstruction.md)")

@@ -269,7 +269,7 @@ def edit_input(args, face, checkpoints: dict[str, Path]) -> None:
 def edit(args, emotion: str | None, out: Path, preview: Path | None, face, checkpoints: dict[str, Path]) -> None:
     """The checks that need the configs and files loaded, then the reconstruction (unless --params) and the edit."""
     from ned_outlier.config import load_config, replace_fields
-    from ned_outlier.pipeline import edit_video, load_edit_config
+    from ned_outlier.pipeline import edit_video, load_edit_config, require_parts_for
     from ned_outlier.reconstruction.params import load_params_of
     from ned_outlier.reconstruction.reconstructor import ReconstructionConfig, reconstruct_faces
 
@@ -292,6 +292,8 @@ def edit(args, emotion: str | None, out: Path, preview: Path | None, face, check
             print(f"note: the renderer was trained on {trained_on}; a per-actor renderer draws that actor's face",
                   file=sys.stderr)
 
+    require_parts_for(params.schema.backend if params is not None else reconstruction.backend, manipulator,
+                      neural_renderer)  # before minutes of reconstruction
     faces = [params] if params is not None else reconstruct_faces(args.video, reconstruction, face=face,
                                                                   progress=not args.quiet)
     if args.save_params is not None:

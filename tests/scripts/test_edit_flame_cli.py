@@ -89,3 +89,18 @@ def test_without_the_landmark_embedding_the_edit_names_it_before_writing(capfd, 
                     tmp_path / "sad.mp4", "--quiet")
     assert_one_line_error(code, err, "landmark embedding", "--landmark-embedding", "FLAME_LANDMARK_EMBEDDING_PATH")
     assert not (tmp_path / "sad.mp4").exists()
+
+
+def test_checkpoints_of_flame_codes_on_the_offline_backend_are_refused_before_reconstructing(capfd, flame_run,
+                                                                                             tmp_path, monkeypatch):
+    """Without --params the clip is reconstructed with the YAML's backend (mediapipe-au): checkpoints trained on
+    flame-deca codes are refused from the backend's name, not after the reconstruction."""
+    import ned_outlier.reconstruction.reconstructor as reconstructor
+
+    video, _, files, ned, renderer = flame_run
+    monkeypatch.setattr(reconstructor, "reconstruct_faces", lambda *a, **k: pytest.fail("reconstructed first"))
+    for parts in (["--manipulator", "ned", "--checkpoint", ned], ["--renderer", "neural", "--checkpoint", renderer]):
+        code, err = run(load_script("edit"), capfd, video, "--emotion", "sad", *parts, "--out", tmp_path / "x.mp4",
+                        "--quiet")
+        assert_one_line_error(code, err, "trained on flame-deca codes", "these come from mediapipe-au",
+                              "--backend flame-deca")
