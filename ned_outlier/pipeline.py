@@ -283,19 +283,20 @@ class FlameFrameEditor:
         """neural: the LoadedRenderer (renderer/neural/checkpoint.py), trained on this actor's FLAME meshes;
         flame_model, landmark_embedding: the user's generic_model.pkl and landmark_embedding.npy (None:
         FLAME_MODEL_PATH, FLAME_LANDMARK_EMBEDDING_PATH), the FLAME of the codes and the renderer's topology."""
+        from ned_outlier.reconstruction.flame.landmarks import load_landmark_embedding
         from ned_outlier.reconstruction.flame.model_file import load_flame_model
         from ned_outlier.reconstruction.flame_repose import FlameReposer
-        from ned_outlier.renderer.neural.conditioning import backend_topology
+        from ned_outlier.renderer.neural.conditioning import flame_topology
         from ned_outlier.renderer.neural.inference import NeuralFaceRenderer
 
         self.params = params
-        self.reposer = FlameReposer(load_flame_model(flame_model))
+        model = load_flame_model(flame_model)  # one read for the codes' FLAME and the renderer's topology
+        self.reposer = FlameReposer(model)
         self.reposer.require_matching(params)
         found = params.face_found
         self.expression = smoothed_codes(params.expression, target.expression, found, config.temporal_sigma)
         self.mouth = smoothed_codes(params.mouth, target.mouth, found, config.temporal_sigma)
-        topology = backend_topology(params.schema.backend, flame_model, landmark_embedding,
-                                    ("--flame-model", "--landmark-embedding"))
+        topology = flame_topology(model, load_landmark_embedding(landmark_embedding))
         self.neural = NeuralFaceRenderer(neural, topology=topology)
         self._previous_index = -2
 

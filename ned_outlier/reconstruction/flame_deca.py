@@ -3,7 +3,7 @@ FLAME's codes from each frame's 224 px face crop, the FLAME mesh posed from them
 
     config = ReconstructionConfig(backend="flame-deca", flame=FlameDecaConfig(deca_model="deca_model.tar",
                                   flame_model="generic_model.pkl"))
-    params = reconstruct("video.mp4", config)       # FaceParams of schema FLAME_DECA_SCHEMA-like (50 + 1 codes)
+    params = reconstruct("video.mp4", config)       # FaceParams of flame_schema("flame-deca", V): 50 + 1 codes
 
 The tracking is the project's (MTCNN boxes, smoothed; `ned_outlier.face`); each present frame's crop is DECA's from
 the smoothed detector box (`deca.crop`), as DECA's test-time loader does with a detector. What FaceParams holds for
@@ -23,8 +23,9 @@ these backends:
   landmarks (T, V, 3)  the same mesh: DECA regresses, it observes no points of its own (fit_error is 0);
   mouth_occluded       False, hands absent: this backend does not look for hands.
 
-DECA's jaw y and z rotations (sideways jaw motion, small in speech) are not part of the codes: a re-posed mesh has
-them zero. The projection maps crop NDC -1 / +1 onto crop pixels 0 / 223, the square's edges of DECA's crop.
+DECA's jaw y and z rotations (sideways jaw motion, small in speech) shape the mesh but are not part of the codes
+(an edit keeps the source's: flame_repose.py). The projection maps crop NDC -1 / +1 onto crop pixels 0 / 223, the
+square's edges of DECA's crop.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ned_outlier.errors import UserError
 from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.deca import deca_crop_transform, deca_input, load_deca_encoder, load_emoca
 from ned_outlier.reconstruction.deca.crop import DECA_RESOLUTION
+from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.params import FaceParams, ParamSchema, VideoMeta
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,6 @@ BACKENDS = ("flame-deca", "flame-emoca")
 N_SHAPE = 100
 N_EXPRESSION = 50
 JAW_OPENING = "jaw_open"
-FLIP = np.diag([1.0, -1.0, -1.0])
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ from ned_outlier.io.video import VideoReader
 from ned_outlier.reconstruction.flame.landmarks import FlameLandmarks, barycentric_landmarks, load_landmark_embedding
 from ned_outlier.reconstruction.flame.layer import FlameLayer, axis_angle_to_matrix
 from ned_outlier.reconstruction.flame.model_file import load_flame_model
-from ned_outlier.reconstruction.flame_deca import FLIP, N_EXPRESSION, N_SHAPE, flame_schema
+from ned_outlier.reconstruction.fit import FLIP
+from ned_outlier.reconstruction.flame_deca import N_EXPRESSION, N_SHAPE, flame_schema
 from ned_outlier.reconstruction.params import FaceParams, VideoMeta
 
 if TYPE_CHECKING:

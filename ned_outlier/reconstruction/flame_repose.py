@@ -9,7 +9,8 @@ import torch
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.flame.layer import FlameLayer
 from ned_outlier.reconstruction.flame.model_file import FlameModel
-from ned_outlier.reconstruction.flame_deca import BACKENDS as DECA_BACKENDS, FLIP, N_EXPRESSION, N_SHAPE
+from ned_outlier.reconstruction.fit import FLIP
+from ned_outlier.reconstruction.flame_deca import BACKENDS as DECA_BACKENDS, N_EXPRESSION, N_SHAPE
 from ned_outlier.reconstruction.flame_fit import BACKEND as FLAME_FIT_BACKEND
 from ned_outlier.reconstruction.params import FaceParams
 

@@ -162,33 +162,28 @@ def flame_topology(model: FlameModel, embedding: LandmarkEmbedding) -> Condition
         point_weights=embedding.full_bary, eye_contours=IBUG_EYES, outer_lips=IBUG_OUTER_LIPS, pupils=())
 
 
-def _where(given: str, env: str, what: str, registration: str) -> str:
-    return (f"give its path with {given} or the environment variable {env} ({what}, registration at "
+def _where(key: str, env: str, what: str, registration: str) -> str:
+    return (f"give its path with the config key {key} or the environment variable {env} ({what}, registration at "
             f"{registration}; nothing is downloaded)")
 
 
-TRAINING_KEYS = (f"the config key {FLAME_MODEL_KEY}", f"the config key {LANDMARK_EMBEDDING_KEY}")
-
-
 def backend_topology(backend: str, flame_model: str | os.PathLike | None = None,
-                     landmark_embedding: str | os.PathLike | None = None,
-                     given_by: tuple[str, str] = TRAINING_KEYS) -> ConditioningTopology:
+                     landmark_embedding: str | os.PathLike | None = None) -> ConditioningTopology:
     """The topology of `backend`'s meshes: mediapipe-au -> MediaPipe's; flame-* -> FLAME's, read now from
     `flame_model` (else FLAME_MODEL_PATH) and `landmark_embedding` (else FLAME_LANDMARK_EMBEDDING_PATH). A one-line
-    UserError for another backend or a missing file, naming how the caller takes each file (`given_by`: the
-    renderer training config's keys, or e.g. edit.py's flags) and the variable."""
+    UserError for another backend or a missing file (naming the renderer config's key and the variable)."""
     if backend == BACKEND:
         return mediapipe_topology()
     if not backend.startswith(FLAME_BACKEND_PREFIX):
         raise UserError(f"the neural renderer's conditioning is drawn from {BACKEND} or FLAME (flame-*) meshes, "
                         f"not {backend!r} ones")
     model_path = resolve_file(flame_model, f"FLAME model (the {backend} meshes' topology)", FLAME_MODEL_ENV,
-                              _where(given_by[0], FLAME_MODEL_ENV, "FLAME 2020's generic_model.pkl",
+                              _where(FLAME_MODEL_KEY, FLAME_MODEL_ENV, "FLAME 2020's generic_model.pkl",
                                      FLAME_REGISTRATION_URL))
     embedding_path = resolve_file(landmark_embedding, "FLAME landmark embedding (the eyes channel)",
                                   LANDMARK_EMBEDDING_ENV,
-                                  _where(given_by[1], LANDMARK_EMBEDDING_ENV, "DECA's landmark_embedding.npy",
-                                         DECA_REGISTRATION_URL))
+                                  _where(LANDMARK_EMBEDDING_KEY, LANDMARK_EMBEDDING_ENV,
+                                         "DECA's landmark_embedding.npy", DECA_REGISTRATION_URL))
     return flame_topology(load_flame_model(model_path), load_landmark_embedding(embedding_path))
 
 
