@@ -18,8 +18,8 @@ all 7) with every renderer and mouth mode asked for (default: the default edit, 
                 plain re-encode of the source (VideoWriter, the editor's encoder settings): what the codec costs;
   pops          frames whose jump (mean |change of grey(edit) - grey(source)| from the frame before, over the
                 face region) exceeds 4 grey levels, with the worst frames; and the same after moving the previous
-                residual with the head (an affine fit of the source meshes), since a residual in image space also
-                jumps when the head moves;
+                residual along the source's own optical flow (head, jaw, lips, brows; occluded pixels left out),
+                since a residual in image space also jumps when the face moves;
   donor mouths, fold-limited  the fractions of edited frames whose mouth came from another frame / whose change
                 was scaled down to avoid folding the mesh.
 The measures are those of recognition/evaluate.py (scripts/evaluate.py --target EMOTION --source VIDEO) and
@@ -305,14 +305,15 @@ def clip_table(clip: str, header: dict, rows: list[dict]) -> str:
              GOALS_LINE + f" This clip's target-rate goal is on its {SUBSETS[header['goal_subset']]}.", "",
              f"Source-neutral frames (top class neutral on the source clip): {neutral}. Plain re-encode of the source "
              f"(VideoWriter, the editor's settings): sharpness {_n(codec['sharpness_ratio'], 3)}, "
-             f"pops {pops_cell(codec)}, head motion compensated {pops_cell(codec, '_compensated')}. A pop is a "
+             f"pops {pops_cell(codec)}, face motion compensated {pops_cell(codec, '_compensated')}. A pop is a "
              f"frame whose jump (mean |change of grey(edit) - grey(source)| over the face) exceeds "
-             f"{codec['pop_threshold']:g} grey levels; the residual is in image space, so the head's own motion "
-             "makes jumps too: the compensated column first moves the previous residual with the head (an affine "
-             "fit of the source meshes).", ""]
+             f"{codec['pop_threshold']:g} grey levels; the residual is in image space, so the face's own motion "
+             "makes jumps too: the compensated column first moves the previous residual along the source's own "
+             "optical flow (the head, the jaw, the lips; pixels the flow finds occluded left out), as in Lai et al.'s "
+             "warping error. The goal is on the plain count.", ""]
     columns = ["target", "renderer, mouth",
                *(f"{name} target rate: all / source-neutral / no hand (source)" for name in judges),
-               "identity", "mouth r", "sharpness (re-encode)", "pops (worst)", "pops, head motion compensated",
+               "identity", "mouth r", "sharpness (re-encode)", "pops (worst)", "pops, face motion compensated",
                "donor mouths", "fold-limited",
                "goals missed"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

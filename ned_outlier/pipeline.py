@@ -27,7 +27,8 @@ from ned_outlier.reconstruction.mediapipe_au import BACKEND as MEDIAPIPE_BACKEND
 from ned_outlier.reconstruction.params import FaceParams
 from ned_outlier.reconstruction.reconstructor import (ReconstructionConfig, describe_frames, reconstruct,
                                                       reconstruct_faces, true_runs)
-from ned_outlier.renderer.mouth import MouthConfig, MouthSynthesiser, choose_donors, lip_states, yaw_pitch
+from ned_outlier.renderer.mouth import (MouthConfig, MouthSynthesiser, choose_donors, donor_mix, donor_segments,
+                                        lip_states, yaw_pitch)
 from ned_outlier.renderer.occlusion import OcclusionConfig, face_width, hand_mask, present_hands, vertex_weights
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
@@ -179,6 +180,7 @@ class FrameEditor:
         self.donors = None
         if retrieve:
             self.donors = plan_mouths(params, self.delta, self.model, self.geometry, self.source_gaps, config.mouth)
+            self.segments = donor_segments(self.donors, params.face_found)
         self.neural = None
         self._previous_index = -2
         if neural is not None:
@@ -225,7 +227,11 @@ class FrameEditor:
         """Cut the donor mouths needed by `frames` (default: every frame)."""
         if self.donors is None:
             return
-        needed = self.donors if frames is None else self.donors[sorted(frames)]
+        needed = self.donors
+        if frames is not None:  # those frames and the ones their cross-fades reach
+            reach = self.mouths.config.crossfade
+            near = {near for frame in frames for near in range(frame - reach, frame + reach + 1)}
+            needed = self.donors[sorted(near & set(range(len(self.donors))))]
         self.patches = cut_donor_patches(reader, self.params, needed, self.mouths, progress)
 
     def render(self, index: int, frame: np.ndarray) -> np.ndarray:
@@ -245,10 +251,20 @@ class FrameEditor:
             return self._keep_hands(index, frame, self.neural.render(frame, source + move, params.crop_matrix[index]))
         target_points = source[:, :2] + move[:, :2]
         result = warp_face(frame, source[:, :2], target_points)
-        if self.donors is not None and self.donors[index] >= 0:
-            result = self.mouths.paste(result, target_points, self.patches[self.donors[index]])
-            self.from_donor += 1
+        if self.donors is not None:
+            result = self._paste_mouths(index, result, target_points)
         return self._keep_hands(index, frame, result)
+
+    def _paste_mouths(self, index: int, warped: np.ndarray, target_points: np.ndarray) -> np.ndarray:
+        """warped (H, W, 3) with frame `index`'s donor mouth, or (across a donor switch) the cross-fade of the
+        mouths `donor_mix` names, pasted at target_points (478, 2)."""
+        self.from_donor += bool(self.donors[index] >= 0)
+        mix = donor_mix(self.donors, self.segments, self.params.face_found, index, self.mouths.config.crossfade)
+        pasted = [(warped if donor < 0 else self.mouths.paste(warped, target_points, self.patches[donor]), weight)
+                  for donor, weight in mix]
+        if len(pasted) == 1:
+            return pasted[0][0]
+        return np.rint(sum(weight * image.astype(np.float32) for image, weight in pasted)).astype(np.uint8)
 
     def _keep_hands(self, index: int, frame: np.ndarray, result: np.ndarray) -> np.ndarray:
         """result (H, W, 3) with the source's pixels over the hands in front of the face, faded at their edge."""

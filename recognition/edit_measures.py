@@ -14,9 +14,13 @@ moves) does not count. Grey is 0.299 R + 0.587 G + 0.114 B in float.
                    the pixels in the regions of both t and t-1, for consecutive face frames; a "pop" is a frame
                    whose jump exceeds POP_THRESHOLD grey levels (a change of the edit that the source did not make:
                    a donor mouth switched, a fold limit that came and went). The residual is taken in image
-                   space, so it also moves when the head moves (a warp's residual follows the face): jump_compensated
-                   first moves residual_{t-1} by the affine map that best takes the source mesh of t-1 onto that of
-                   t (least squares), which leaves the jumps the head's motion does not explain.
+                   space, so it also moves when the face moves (a warp's residual follows the face): jump_compensated
+                   first moves residual_{t-1} along the source's own optical flow from t to t-1 (OpenCV's DIS, over
+                   the box of both regions), leaving out the pixels where that flow and the flow from t-1 to t
+                   disagree (occluded or uncovered), as in the warping error of Lai et al., "Learning blind video
+                   temporal consistency", ECCV 2018: what is left is the change that the source's motion (head, jaw,
+                   lips, brows) does not explain. The mesh's landmarks are not used for this: their jitter of a
+                   pixel, spread over small triangles, moves a residual's edges more than the face does.
 
 JudgePanel runs several classifiers on the same face crops, so one pass of the evaluator judges a video for all.
 """
@@ -39,6 +43,10 @@ GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 ERODE_FRACTION = 0.05  # of the face's size (the larger side of its mesh's bounding box)
 POP_THRESHOLD = 4.0  # grey levels
 WORST = 5  # frames listed as the worst jumps
+FLOW_MARGIN = 16  # pixels around the regions' box that the optical flow also sees
+# Lai et al.'s occlusion test: a pixel is kept when |F_back + F_forward(at the pixel F_back leads to)|^2 <
+# CONSISTENCY_SCALE (|F_back|^2 + |F_forward there|^2) + CONSISTENCY_OFFSET (pixels^2).
+CONSISTENCY_SCALE, CONSISTENCY_OFFSET = 0.01, 0.5
 
 
 def grey(frame: np.ndarray) -> np.ndarray:
@@ -73,7 +81,7 @@ def laplacian_energy(image: np.ndarray, region: np.ndarray) -> float:
 @dataclass(frozen=True)
 class FrameMeasure:
     """One face frame: its index, the sharpness ratio (NaN where the source's region is flat) and the jump from
-    the frame before, plain and head-motion compensated (NaN for the first frame of a run of face frames)."""
+    the frame before, plain and face-motion compensated (NaN for the first frame of a run of face frames)."""
 
     frame: int
     sharpness_ratio: float
@@ -81,12 +89,45 @@ class FrameMeasure:
     jump_compensated: float = float("nan")
 
 
-def mesh_motion(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """The (2, 3) affine map taking the points `before` (N, 2) onto `after` (N, 2), by least squares."""
-    before = np.asarray(before, np.float64)
-    design = np.hstack([before, np.ones((len(before), 1))])
-    solution, *_ = np.linalg.lstsq(design, np.asarray(after, np.float64), rcond=None)
-    return solution.T
+def _flow(from_grey: np.ndarray, to_grey: np.ndarray) -> np.ndarray:
+    """(H, W, 2) float32 dense optical flow: pixel p of `from_grey` (H, W) is at p + flow[p] in `to_grey`."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    as_bytes = [np.clip(np.round(image), 0, 255).astype(np.uint8) for image in (from_grey, to_grey)]
+    return dis.calc(*as_bytes, None)
+
+
+def _sample(image: np.ndarray, grid: np.ndarray, flow: np.ndarray, interpolation: int) -> np.ndarray:
+    """`image` (H, W[, C]) read at grid + flow ((H, W, 2) each), 0 outside it."""
+    where = (grid + flow).astype(np.float32)
+    return cv2.remap(image, where[..., 0], where[..., 1], interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def move_with_flow(image: np.ndarray, region: np.ndarray, source_before: np.ndarray, source_now: np.ndarray,
+                   box_region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` (H, W) float and its `region` (H, W) bool of frame t-1 moved to frame t with the optical flow of the
+    source's grey frames `source_before` -> `source_now` (H, W), inside the box of `region` | `box_region` (plus
+    FLOW_MARGIN px). Returns the moved image (0 outside the box) and the moved region, False outside the box,
+    where the moved pixel came from outside `region` and where the backward and forward flows disagree."""
+    ys, xs = np.nonzero(region | box_region)
+    moved, moved_region = np.zeros_like(image, np.float32), np.zeros(image.shape[:2], bool)
+    if not len(xs):
+        return moved, moved_region
+    height, width = image.shape[:2]
+    x0, y0 = max(xs.min() - FLOW_MARGIN, 0), max(ys.min() - FLOW_MARGIN, 0)
+    x1, y1 = min(xs.max() + 1 + FLOW_MARGIN, width), min(ys.max() + 1 + FLOW_MARGIN, height)
+    box = np.s_[y0:y1, x0:x1]
+    backward = _flow(source_now[box], source_before[box])   # pixel of t -> where it was at t-1
+    forward = _flow(source_before[box], source_now[box])
+    grid = np.dstack(np.meshgrid(np.arange(x1 - x0), np.arange(y1 - y0))).astype(np.float32)
+    forward_there = _sample(forward, grid, backward, cv2.INTER_LINEAR)
+    mismatch = np.sum((backward + forward_there) ** 2, axis=2)
+    consistent = mismatch < CONSISTENCY_SCALE * (np.sum(backward ** 2, axis=2) + np.sum(forward_there ** 2, axis=2)
+                                                 ) + CONSISTENCY_OFFSET
+    layers = np.dstack([image[box], region[box]]).astype(np.float32)
+    sampled = _sample(layers, grid, backward, cv2.INTER_LINEAR)
+    moved[box] = sampled[..., 0]
+    moved_region[box] = consistent & (sampled[..., 1] > 0.999)  # every pixel it interpolates from is in the region
+    return moved, moved_region
 
 
 def _mean_abs_difference(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
@@ -97,10 +138,8 @@ def compare_frames(sources: Iterable[np.ndarray], edits: Iterable[np.ndarray],
                    regions: Iterable[np.ndarray | None], erode_fraction: float = ERODE_FRACTION
                    ) -> Iterator[FrameMeasure]:
     """A FrameMeasure for each face frame (its `regions` entry the source mesh's points (N, 2), None for a frame
-    without the face) of the paired RGB frames; ValueError when the three sequences differ in length. The head
-    motion is fitted between corresponding points: where N changes from one frame to the next, jump_compensated
-    is NaN."""
-    previous = None  # (residual, region, points) of the frame before, when it was a face frame
+    without the face) of the paired RGB frames; ValueError when the three sequences differ in length."""
+    previous = None  # (residual, region, source grey) of the frame before, when it was a face frame
     end = object()
     for index, (source, edit, points) in enumerate(zip_longest(sources, edits, regions, fillvalue=end)):
         if source is end or edit is end or points is end:
@@ -119,14 +158,11 @@ def compare_frames(sources: Iterable[np.ndarray], edits: Iterable[np.ndarray],
         residual = edit_grey - source_grey
         jump = compensated = float("nan")
         if previous is not None:
-            before, before_region, before_points = previous
+            before, before_region, before_grey = previous
             jump = _mean_abs_difference(residual, before, region & before_region)
-            if len(before_points) == len(points):  # the same mesh points: they correspond
-                motion, size = mesh_motion(before_points, points), (region.shape[1], region.shape[0])
-                moved = cv2.warpAffine(before, motion, size, flags=cv2.INTER_LINEAR)
-                moved_region = cv2.warpAffine(before_region.astype(np.uint8), motion, size, flags=cv2.INTER_NEAREST)
-                compensated = _mean_abs_difference(residual, moved, region & moved_region.astype(bool))
-        previous = (residual, region, points)
+            moved, moved_region = move_with_flow(before, before_region, before_grey, source_grey, region)
+            compensated = _mean_abs_difference(residual, moved, region & moved_region)
+        previous = (residual, region, source_grey)
         yield FrameMeasure(index, ratio, jump, compensated)
 
 
@@ -135,7 +171,7 @@ def summarise_frames(measures: Iterable[FrameMeasure], threshold: float = POP_TH
     """face_frames; sharpness_ratio (mean over the frames where it is defined, None if none); jumps (frames with a
     jump), mean_jump, max_jump; pops (frames whose jump > threshold; None when no jump was measured) and pop_frames
     (their indices); worst_frames: [frame, jump] of the `worst` largest jumps, largest first; the same with
-    _compensated for the head-motion compensated jumps; with keep_frames the per-frame lists too."""
+    _compensated for the face-motion compensated jumps; with keep_frames the per-frame lists too."""
     measures = list(measures)  # a few numbers a frame
     ratios = [m.sharpness_ratio for m in measures if math.isfinite(m.sharpness_ratio)]
     summary = {"face_frames": len(measures), "sharpness_ratio": float(np.mean(ratios)) if ratios else None,

@@ -356,6 +356,6 @@ def format_summary(summary: dict) -> str:
         if "sharpness_ratio" in source:
             lines.append(f"sharpness ratio {_number(source['sharpness_ratio'])}, pops (jumps > "
                          f"{source['pop_threshold']:g} grey levels) {_number(source['pops'], 0)} "
-                         f"(max jump {_number(source['max_jump'], 1)}), head motion compensated "
+                         f"(max jump {_number(source['max_jump'], 1)}), face motion compensated "
                          f"{_number(source['pops_compensated'], 0)} (max {_number(source['max_jump_compensated'], 1)})")
     return "\n".join(lines)

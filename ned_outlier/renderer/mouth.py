@@ -7,6 +7,8 @@ weighed by how much it moves the lips. The target state takes the mouth code (ja
 target (the source's with --mouth keep) and every other AU from the target expression. A donor sequence is chosen by
 dynamic programming (Viterbi) over the per-frame costs plus a cost for switching donors (playing consecutive donor
 frames is free), so the mouth does not flicker. Frames whose best donor is still too far fall back to the warp.
+Where the chosen donor still switches, the mouths of both sides are cross-faded over 2 crossfade + 1 frames
+(`donor_mix`), so a switch is a short dissolve, not a pop.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class MouthConfig:
     pose_weight: model units of cost per degree of head yaw/pitch difference between donor and target.
     feather: softness of the pasted mouth's edge, as a fraction of the mouth width.
     max_fit_error_ratio: frames fitted worse than this times the video's median fit error are never donors.
+    crossfade: a donor switch (or a change between a donor's mouth and the frame's own) dissolves linearly over
+        2 crossfade + 1 frames (0: a hard cut).
     """
 
     enabled: bool = True
@@ -47,6 +51,7 @@ class MouthConfig:
     pose_weight: float = 0.15
     feather: float = 0.12
     max_fit_error_ratio: float = 1.5
+    crossfade: int = 2
 
 
 def mouth_region(model: AUMeshModel) -> np.ndarray:
@@ -121,6 +126,43 @@ def viterbi(unary: np.ndarray, labels: np.ndarray, switch_cost: float) -> np.nda
     for r in range(rows - 1, 0, -1):
         path[r - 1] = back[r, path[r]]
     return path
+
+
+def donor_segments(donors: np.ndarray, face_found: np.ndarray) -> np.ndarray:
+    """(T,) segment ids for the donors (T,) (-1: the frame keeps its own mouth) of the frames (face_found (T,)):
+    consecutive face frames share an id while their donor holds or plays on (d -> d or d + 1) or both keep their own
+    mouth; a new id begins at every other switch and at every frame after one without the face."""
+    donors, found = np.asarray(donors), np.asarray(face_found, bool)
+    step = np.diff(donors)
+    both_donors = (donors[1:] >= 0) & (donors[:-1] >= 0) & ((step == 0) | (step == 1))
+    both_own = (donors[1:] < 0) & (donors[:-1] < 0)
+    continues = found[1:] & found[:-1] & (both_donors | both_own)
+    return np.concatenate([[0], np.cumsum(~continues)])
+
+
+def donor_mix(donors: np.ndarray, segments: np.ndarray, face_found: np.ndarray, index: int, radius: int
+              ) -> list[tuple[int, float]]:
+    """The mouths frame `index` blends, as [(donor, weight)] (donor -1: its own warped mouth), weights summing to 1:
+    each segment (`donor_segments`) met in the window of +-radius frames around `index`, cut at frames without the
+    face, weighs by its share of the window's 2 radius + 1 frames (the window's clipped part counts for the segment
+    at that end), shown by its donor at the window frame nearest to `index`. So a switch ramps linearly over
+    2 radius + 1 frames, and away from switches a frame shows its own donor alone."""
+    found, last = np.asarray(face_found, bool), len(donors) - 1
+    low = high = index
+    while low > max(index - radius, 0) and found[low - 1]:
+        low -= 1
+    while high < min(index + radius, last) and found[high + 1]:
+        high += 1
+    counts: dict[int, list] = {}  # segment -> [frames in the window, its donor at the frame nearest to index]
+    for frame in sorted(range(low, high + 1), key=lambda frame: abs(frame - index)):
+        entry = counts.setdefault(int(segments[frame]), [0, int(donors[frame])])
+        entry[0] += 1
+    counts[int(segments[low])][0] += radius - (index - low)  # the window beyond a clip's or a run's end
+    counts[int(segments[high])][0] += radius - (high - index)
+    mixed: dict[int, float] = {}
+    for count, donor in counts.values():
+        mixed[donor] = mixed.get(donor, 0.0) + count / (2 * radius + 1)
+    return sorted(mixed.items())
 
 
 def box_around(points: np.ndarray, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:

@@ -273,7 +273,7 @@ def test_summary_table(with_identity, fer, edit_and_source):
     assert "identity distance - (0 frames), mouth r - (3 frames)" in format_summary(summary)
     summary["source"] |= {"sharpness_ratio": 0.9512, "pop_threshold": 4.0, "pops": 3, "max_jump": 6.31,
                           "pops_compensated": None, "max_jump_compensated": None}
-    assert ("sharpness ratio 0.951, pops (jumps > 4 grey levels) 3 (max jump 6.3), head motion compensated - "
+    assert ("sharpness ratio 0.951, pops (jumps > 4 grey levels) 3 (max jump 6.3), face motion compensated - "
             "(max -)") in format_summary(summary)
 
 

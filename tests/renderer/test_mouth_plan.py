@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ned_outlier.renderer.mouth import MouthConfig, choose_donors, viterbi
+from ned_outlier.renderer.mouth import MouthConfig, choose_donors, donor_mix, donor_segments, viterbi
 
 
 def test_viterbi_hand_computed():
@@ -54,3 +54,33 @@ def test_a_donor_must_beat_the_frames_own_mouth():
     assert donors[0] == -1
     donors, _ = choose_donors(*args, own_distance=np.array([6.0]))  # 4.0 <= 0.8 * 6.0
     assert donors[0] == 0
+
+
+def test_segments_break_at_switches_and_gaps_but_not_where_a_donor_plays_on():
+    donors = np.array([-1, -1, 7, 8, 8, 3, 3, -1, -1, 4, 5])
+    found = np.array([True] * 8 + [False, True, True])
+    # 0-1 own mouth | 2-4 donor 7 playing on and holding | 5-6 donor 3 | 7 own | 8 no face | 9-10 donor 4 playing on
+    np.testing.assert_array_equal(donor_segments(donors, found), [0, 0, 1, 1, 1, 2, 2, 3, 4, 5, 5])
+
+
+def test_a_switch_dissolves_linearly_over_five_frames():
+    # frames 0-4 keep their own mouth, 5-9 take donor 30 (holding): radius 2 -> weights of donor 30 along the
+    # switch 0, 1/5, 2/5, 3/5, 4/5, 1 at frames 2..7
+    donors = np.array([-1] * 5 + [30] * 5)
+    found = np.ones(10, bool)
+    segments = donor_segments(donors, found)
+    share = [dict(donor_mix(donors, segments, found, index, radius=2)).get(30, 0.0) for index in range(10)]
+    np.testing.assert_allclose(share, [0, 0, 0, 0.2, 0.4, 0.6, 0.8, 1, 1, 1], atol=1e-12)
+    assert donor_mix(donors, segments, found, 4, radius=0) == [(-1, 1.0)]  # radius 0: a hard cut
+
+
+def test_a_dissolve_shows_each_side_by_its_donor_nearest_the_frame_and_stops_at_a_gap():
+    # donor 10 playing on (10, 11, 12) switches to donor 50 at frame 3; frame 5 has no face
+    donors = np.array([10, 11, 12, 50, 51, -1, 60])
+    found = np.array([True, True, True, True, True, False, True])
+    segments = donor_segments(donors, found)
+    assert donor_mix(donors, segments, found, 2, radius=2) == [(12, 0.6), (50, 0.4)]
+    assert donor_mix(donors, segments, found, 3, radius=2) == [(12, 0.4), (50, 0.6)]
+    # frame 4: the window 2..6 is cut at the gap; its clipped end counts for donor 51's segment
+    assert donor_mix(donors, segments, found, 4, radius=2) == [(12, 0.2), (51, 0.8)]
+    assert donor_mix(donors, segments, found, 6, radius=2) == [(60, 1.0)]  # alone after the gap
