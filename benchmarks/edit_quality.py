@@ -37,6 +37,8 @@ code match too; --force redoes everything.
     python benchmarks/edit_quality.py --clips webcam --emotions happy,sad --out /tmp/q_webcam
     python benchmarks/edit_quality.py --judge cnn-efficientnet-b0=out/accuracy/cnn-efficientnet-b0/model.safetensors
     python benchmarks/edit_quality.py --clips pexels --renderers warp,mouth --mouth keep,edit   # every variant
+    python benchmarks/edit_quality.py --clips pexels --set mouth.crossfade=0 --out out/quality_hard_cut \\
+        --sheets-dir out/quality_hard_cut                        # a setting of configs/edit/default.yaml changed
     python benchmarks/edit_quality.py --clips pexels --renderers mouth,neural --from-frame 378 \\
         --checkpoint out/renderer_pexels/renderer.safetensors --out out/quality_neural
 """
@@ -99,6 +101,8 @@ def parse_args(argv):
                              "evaluate.py --model NAME --pretrained PATH); may be repeated")
     parser.add_argument("--checkpoint", type=Path, help="renderer.safetensors for the neural renderer")
     parser.add_argument("--from-frame", type=int, default=0, help="edit and judge frames from this one on")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of configs/edit/default.yaml, e.g. --set mouth.crossfade=0")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "quality", help="folder for videos and results")
     parser.add_argument("--sheets-dir", type=Path, default=REPO / "docs", help="where the contact sheets go")
     parser.add_argument("--force", action="store_true", help="redo every reconstruction, edit and measure")
@@ -402,6 +406,7 @@ def run_clip(name: str, args, tools: dict, digests: dict) -> None:
     from recognition.edit_measures import measure_videos
     from recognition.evaluate import compare_to_source, evaluate_video, summarise
 
+    config = load_edit_config(overrides=args.overrides)  # first: a bad --set is refused before any work
     clip = None if args.video else CLIPS[name]
     folder = args.out / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -430,7 +435,6 @@ def run_clip(name: str, args, tools: dict, digests: dict) -> None:
               "source_neutral_frames": {judge: len(subsets[judge]["source_neutral"]) for judge in judges},
               "reencode": codec, "judges": tools["judge_stamps"],
               "editor_source": digests["editor"]}
-    config = load_edit_config()
     neural = None
     if "neural" in args.renderers:
         from ned_outlier.renderer.neural.checkpoint import load_renderer

@@ -109,11 +109,13 @@ class EditReport:
                                                                 for face in self.faces)
 
 
-def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] | list[str] = ()) -> EditConfig:
-    """The edit YAML at `path` (None: the project's configs/edit/default.yaml, from a checkout or the package);
-    UserError naming the file when it lacks the facs prototype of one of `emotions` (canonical names)."""
+def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] | list[str] = (),
+                     overrides: list[str] | None = None) -> EditConfig:
+    """The edit YAML at `path` (None: the project's configs/edit/default.yaml, from a checkout or the package), with
+    dotted KEY=VALUE `overrides`; UserError naming the file when it lacks the facs prototype of one of `emotions`
+    (canonical names)."""
     path = repo_path(DEFAULT_EDIT_CONFIG) if path is None else path
-    config = load_config(path, EditConfig)
+    config = load_config(path, EditConfig, overrides)
     prototypes = config.facs.emotions
     for emotion in emotions:
         if not prototypes:
