@@ -29,7 +29,8 @@ from ned_outlier.reconstruction.reconstructor import (ReconstructionConfig, desc
                                                       reconstruct_faces, true_runs)
 from ned_outlier.renderer.mouth import (MouthConfig, MouthSynthesiser, choose_donors, donor_mix, donor_segments,
                                         lip_states, yaw_pitch)
-from ned_outlier.renderer.occlusion import OcclusionConfig, face_width, hand_mask, present_hands, vertex_weights
+from ned_outlier.renderer.occlusion import (OcclusionConfig, face_width, hand_mask, mouth_hold_weights, present_hands,
+                                            vertex_weights)
 from ned_outlier.reconstruction.topology import INNER_LIP_PAIRS, OUTER_LIPS, inner_lip_opening
 from ned_outlier.renderer.mesh import N_FACE_VERTICES
 from ned_outlier.renderer.warp import local_move_scales, warp_face
@@ -207,7 +208,8 @@ class FrameEditor:
 
     def _move_limits(self, sigma: float) -> np.ndarray:
         """(T, 468) per-vertex factors of each frame's displacement: 0 under and next to a hand (`vertex_weights`:
-        the face beside a hand does not move against it); where the move would still fold the mesh, the moves around
+        the face beside a hand does not move against it), or around the lips where a hand over the mouth was
+        flagged but not outlined (`mouth_hold_weights`); where the move would still fold the mesh, the moves around
         the fold scaled down (`local_move_scales`); smoothed in time (`smooth_limits`)."""
         params = self.params
         shape = (params.video.height, params.video.width)
@@ -219,7 +221,10 @@ class FrameEditor:
                 margin = self.occlusion.in_pixels(face_width(source[:N_FACE_VERTICES])).margin_px
                 limits[index] = vertex_weights(source[:N_FACE_VERTICES, :2], hands, shape, margin,
                                                self.occlusion.bone_radius)
-                move[:N_FACE_VERTICES] *= limits[index, :, None]
+            elif self.occlusion.enabled and params.mouth_occluded[index]:  # a hand at the mouth, not outlined
+                reach = self.occlusion.unseen_reach * face_width(source[:N_FACE_VERTICES])
+                limits[index] = mouth_hold_weights(source[:N_FACE_VERTICES, :2], source[list(OUTER_LIPS), :2], reach)
+            move[:N_FACE_VERTICES] *= limits[index, :, None]
             limits[index] *= local_move_scales(source[:, :2], source[:, :2] + move[:, :2])
             pairs = limits[index, LIP_PAIRS].min(axis=1)  # each upper/lower inner-lip pair moves alike: the gap
             limits[index, LIP_PAIRS] = pairs[:, None]   # changes as the edit says, not as the folds around it do

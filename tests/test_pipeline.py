@@ -5,9 +5,11 @@ import dataclasses
 import cv2
 import numpy as np
 
+from ned_outlier.compose.blend import hull_mask
 from ned_outlier.pipeline import FrameEditor, load_edit_config, smooth_limits, target_codes
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
+from ned_outlier.reconstruction.topology import OUTER_LIPS
 from ned_outlier.renderer.mouth import MouthConfig
 from ned_outlier.renderer.occlusion import OcclusionConfig, hand_mask, present_hands
 from tests.factories import face_params
@@ -68,3 +70,20 @@ def test_hand_pixels_are_the_sources_and_the_face_beside_them_still_changes():
     ignoring = dataclasses.replace(config, occlusion=OcclusionConfig(enabled=False))
     warped_hand = FrameEditor(params, target, ignoring).render(0, frame)
     assert (warped_hand[silhouette] != frame[silhouette]).any(axis=1).mean() > 0.05  # without it the hand moved
+
+
+def test_a_hand_flagged_at_the_mouth_but_not_outlined_holds_the_lips_still():
+    # MediaPipe Hands found the hand on the frames around this one, not on it: the reconstruction flags the mouth as
+    # covered but holds no hand. The pixels around the lips (where that hand is) stay the source's; the eyes change.
+    frame, params = synthetic_clip(hand=False)
+    params = dataclasses.replace(params, mouth_occluded=np.ones(1, bool))
+    config = dataclasses.replace(load_edit_config(), mouth=MouthConfig(enabled=False))
+    target = target_codes(config, params, "sad", None, 1.0, "keep")  # brows up and in, lip corners down
+    lips = params.landmarks[0, list(OUTER_LIPS), :2]
+    around_lips = hull_mask(lips, frame.shape[:2], 0.0) > 0.5
+    edited = FrameEditor(params, target, config).render(0, frame)
+    np.testing.assert_array_equal(edited[around_lips], frame[around_lips])
+    assert (edited != frame).any(axis=2).sum() > 2000  # the brows and lids elsewhere on the face
+    unheld = dataclasses.replace(config, occlusion=dataclasses.replace(config.occlusion, unseen_reach=0.0))
+    moved = FrameEditor(params, target, unheld).render(0, frame)
+    assert (moved[around_lips] != frame[around_lips]).any(axis=1).mean() > 0.05  # without the hold the lips moved

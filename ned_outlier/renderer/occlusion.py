@@ -6,7 +6,10 @@ A warp moves whatever pixels lie over the mesh, fingers included. With the hands
 - keep the source's pixels over each hand: `hand_mask` (1 over the hand, feathered out to 0), composited as
   mask * source + (1 - mask) * edited;
 - keep the face next to a hand from sliding against it: `vertex_weights` (0 at mesh points under or near a hand,
-  rising smoothly to 1 farther away), multiplied into each mesh vertex's displacement.
+  rising smoothly to 1 farther away), multiplied into each mesh vertex's displacement;
+- on frames flagged with a hand over the mouth whose hand has no outline (MediaPipe Hands found it on the frames
+  around, not on this one: `FaceParams.mouth_occluded` without `hands`), hold the lower face still around the lips
+  (`mouth_hold_weights`), so that whatever covers the mouth is not warped with it.
 
 A hand's silhouette is the union of thick segments along its bones (`HAND_BONES`) and its palm polygon (`PALM`),
 the thickness a fraction of the hand's size (`hand_size`): a convex hull of the 21 points would also cover the
@@ -54,6 +57,8 @@ class OcclusionConfig:
     margin: mesh points within this distance of the silhouette do not move; the motion comes back in full
         (smoothstep) at twice this distance. Keep margin >= grow + feather: the mask then fades out where the
         mesh does not move yet, so the edge of the mask shows no seam.
+    unseen_reach: on a frame with a hand over the mouth but no outline of it, mesh points within this distance of
+        the outer lips do not move, fully again at twice it (0: such frames are edited as if nothing were there).
     Defaults chosen by eye on the Pexels clip's hand-to-mouth frames (a face 200-240 px wide, median 218: grow
     4.4 px, feather 8.7 px, margin 13 px; the silhouette is then a few pixels wider than the fingers, which covers
     the jitter of landmarks found on a 256-pixel face crop).
@@ -64,6 +69,7 @@ class OcclusionConfig:
     grow: float = 0.02
     feather: float = 0.04
     margin: float = 0.06
+    unseen_reach: float = 0.2
 
     def in_pixels(self, face_width_px: float) -> "OcclusionPixels":
         """grow, feather and margin in pixels for a face `face_width_px` wide."""
@@ -190,6 +196,19 @@ def vertex_weights(points: np.ndarray, hands: np.ndarray, shape: tuple[int, int]
     else:
         weights[inside] = smoothstep((d - margin_px) / margin_px)
     return weights
+
+
+def mouth_hold_weights(points: np.ndarray, lips: np.ndarray, reach_px: float) -> np.ndarray:
+    """points (N, 2) and the outer lips (L, 2), frame pixels -> (N,) float32 in [0, 1]: with d a point's distance to
+    the lips' convex hull (0 inside it), 0 for d <= reach_px, smoothstep((d - reach_px) / reach_px) up to 1 at
+    d >= 2 * reach_px; all ones for reach_px <= 0."""
+    points = np.asarray(points, dtype=np.float64)[:, :2]
+    if reach_px <= 0:
+        return np.ones(len(points), dtype=np.float32)
+    polygon = cv2.convexHull(np.ascontiguousarray(lips, dtype=np.float32))
+    signed = np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), True) for x, y in points])
+    distance = np.maximum(-signed, 0.0)  # pointPolygonTest is positive inside
+    return smoothstep((distance - reach_px) / reach_px).astype(np.float32)
 
 
 def _bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:

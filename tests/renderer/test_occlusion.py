@@ -5,7 +5,7 @@ import pytest
 
 from ned_outlier.reconstruction.edit_basis import smoothstep
 from ned_outlier.renderer.occlusion import (
-    BONE_RADIUS, OcclusionConfig, face_width, hand_mask, hand_size, vertex_weights,
+    BONE_RADIUS, OcclusionConfig, face_width, hand_mask, hand_size, mouth_hold_weights, vertex_weights,
 )
 
 SHAPE = (360, 640)
@@ -117,3 +117,16 @@ def test_config_scales_with_the_face_width():
     assert face_width(face) == 200.0
     grow, feather, margin = OcclusionConfig(grow=0.02, feather=0.04, margin=0.05).in_pixels(200.0)
     assert (grow, feather, margin) == pytest.approx((4.0, 8.0, 10.0))
+
+
+def test_mouth_hold_weights_follow_the_smoothstep_of_the_distance_to_the_lips():
+    # lips: the square 100..140 x 200..220 (its corners and two mid-edge points, in no particular order); reach 10
+    lips = np.array([[140, 220], [100, 200], [120, 200], [140, 200], [100, 220], [120, 220]], float)
+    points = np.array([[120, 210],   # inside: 0
+                       [150, 210],   # 10 px right of the hull: d = reach -> 0
+                       [155, 210],   # 15 px: smoothstep(0.5) = 0.5
+                       [120, 237.5],  # 17.5 px below: smoothstep(0.75) = 0.84375
+                       [170, 210],   # 30 px: 1
+                       [100, 170]])  # 30 px above a corner: 1
+    np.testing.assert_allclose(mouth_hold_weights(points, lips, 10.0), [0, 0, 0.5, 0.84375, 1, 1], atol=1e-6)
+    assert (mouth_hold_weights(points, lips, 0.0) == 1).all()  # off
