@@ -2,7 +2,8 @@
 
 Triangles are fixed in SOURCE space (the tessellation plus a skirt of fixed anchors, `renderer.mesh`); the target is
 never re-triangulated. Backward mapping: every output pixel inside a target triangle takes the colour at the source
-position given by that triangle's affine map (target -> source), sampled by `resample` (a 2x sinc upsampling, then bicubic).
+position given by that triangle's affine map (target -> source), sampled by `resample` (a 2x sinc upsampling, then
+bicubic).
 
 Coordinates are in pixels, x right, y down, pixel centres at integer coordinates (as in OpenCV). A region of
 interest (ROI) is a box (x0, y0, x1, y1) of pixels x0 <= x < x1, y0 <= y < y1.
