@@ -51,6 +51,7 @@ test: setup
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/reconstruct.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/edit.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/resampling.py
 
 quality: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/edit_quality.py --out $(OUT)/quality
