@@ -411,7 +411,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                          f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
                          f"data.lambdas={tables[arm] or 'null'}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
-                         f"train.output_dir={out / arm / f'seed{seed}'}", *config.training_overrides]
+                         f"train.output_dir={run_folder(out, key, results['arm_fingerprints'][arm])}",
+                         *config.training_overrides]
             training = load_ned_config(repo_path(config.training_config), overrides)
             trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
                 "eval/target_accuracy": window_target_accuracy(nets, held_out, judge, seed, held_out_baseline,
@@ -428,6 +429,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if curves:
         write_learning_curves(curves, len(config.emotions), out / "learning_curves.png")
     return results
+
+
+def run_folder(out: Path, key: str, fingerprint: str) -> Path:
+    """Where run `key` ("<arm>/seed<N>") of the setting `fingerprint` (its arm_fingerprint) trains and checkpoints:
+    out/<arm>/seed<N>-<12 hex of the fingerprint>. A run of another setting (another training config or override,
+    another lambda table) in the same output folder gets its own folder, so it never resumes this one's weights."""
+    return out / f"{key}-{fingerprint[:12]}"
 
 
 def arm_tables(config: ExperimentConfig, out: Path, truths: list) -> dict[str, Path | None]:

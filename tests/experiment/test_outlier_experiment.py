@@ -302,6 +302,22 @@ def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_over
         finished_runs(saved, fingerprint, {"mean_fer": "c"}, keep=True)
 
 
+def test_runs_of_two_settings_in_one_output_folder_train_in_their_own_folders(tmp_path):
+    """A training override changes the folder a run checkpoints in (before, a run with another override resumed the
+    first one's last checkpoint); the same setting finds its own folder again, to resume it."""
+    from experiments.outlier_experiment import ExperimentConfig, arm_fingerprint, experiment_fingerprint, run_folder
+
+    (tmp_path / "truth.csv").write_text("path,actor\n")
+    training = tmp_path / "training.yaml"
+    training.write_text("train: {epochs: 8}\n")
+    config = ExperimentConfig(data=str(tmp_path), training_config=str(training), arms=("none",))
+    decayed = replace(config, training_overrides=("train.decay_epochs=6",))
+    folder = run_folder(tmp_path / "out", "none/seed1", arm_fingerprint(experiment_fingerprint(config), None))
+    assert folder.parent == tmp_path / "out" / "none" and folder.name.startswith("seed1-")
+    assert folder == run_folder(tmp_path / "out", "none/seed1", arm_fingerprint(experiment_fingerprint(config), None))
+    assert folder != run_folder(tmp_path / "out", "none/seed1", arm_fingerprint(experiment_fingerprint(decayed), None))
+
+
 def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path):
     from experiments.outlier_experiment import committed_summary, summary_table
 
