@@ -186,6 +186,13 @@ def planned_output(args, video: Path) -> Path:
     return out if args.out_dir is None else args.out_dir / out.name
 
 
+def say(text: str) -> None:
+    """Print `text` and its newline in one write, flushed: under `accelerate launch` the ranks share one pipe, and
+    with unbuffered output (PYTHONUNBUFFERED) print's separate writes of text and newline interleaved their lines."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def edit_batch(args, inputs: list[Path]) -> None:
     """Edit each input in its own process (this script with that input alone), --jobs at a time, skipping those
     whose outputs exist; under `accelerate launch` this process takes accelerate's share of the inputs. Prints the
@@ -217,16 +224,15 @@ def edit_batch(args, inputs: list[Path]) -> None:
             commands.append((str(video), [sys.executable, str(Path(__file__).resolve()), str(video), *shared,
                                           "--out", str(out), "--quiet",
                                           *(["--overwrite"] if out.exists() or preview and preview.exists() else [])]))
-    print(f"{len(mine)} inputs ({len(mine) - len(commands)} done already), {args.jobs} at a time", flush=True)
+    say(f"{len(mine)} inputs ({len(mine) - len(commands)} done already), {args.jobs} at a time")
 
     def report(outcome) -> None:
-        print(f"{outcome.status}: {outcome.item}" + (f": {outcome.reason}" if outcome.status == "failed" else ""),
-              flush=True)
+        say(f"{outcome.status}: {outcome.item}" + (f": {outcome.reason}" if outcome.status == "failed" else ""))
 
     for outcome in run_commands(commands, jobs=args.jobs, on_done=report):
         outcomes[Path(outcome.item)] = outcome
     ordered = [outcomes[video] for video in mine]
-    print(summary(ordered))
+    say(summary(ordered))
     failed = sum(outcome.status == "failed" for outcome in ordered)
     if failed:
         raise UserError(f"{failed} of {len(ordered)} inputs failed (listed above)")
