@@ -97,15 +97,15 @@ def main(argv=None) -> None:
     print(f"{len(frames)} face frames of the packaged clips; sharpness resampled / source (mean over the frames)\n")
     print("| resampler | " + " | ".join(fields[0]) + " | ms per 300 x 300 |")
     print("|---|" + "---|" * (len(fields[0]) + 1))
-    ideal = [np.mean([laplacian_energy(grey(fourier_shift(image, shift, shift)), region)
-                      / laplacian_energy(grey(image), region) for image, region in frames]) for shift in (0.25, 0.5)]
+    sources = [laplacian_energy(grey(image), region) for image, region in frames]
+    ideal = [np.mean([laplacian_energy(grey(fourier_shift(image, shift, shift)), region) / source
+                      for (image, region), source in zip(frames, sources)]) for shift in (0.25, 0.5)]
     print(f"| ideal (Fourier shift) | {ideal[0]:.3f} | {ideal[1]:.3f} | - | - |")
     for name, function in RESAMPLERS.items():
         ratios = {shift: [] for shift in fields[0]}
-        for (image, region), moves in zip(frames, fields):
+        for (image, region), source, moves in zip(frames, sources, fields):
             height, width = image.shape[:2]
             xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-            source = laplacian_energy(grey(image), region)
             for shift, (dx, dy) in moves.items():
                 moved = function(image, xs + dx, ys + dy)
                 ratios[shift].append(laplacian_energy(grey(moved), region) / source)

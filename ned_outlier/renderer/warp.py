@@ -31,8 +31,8 @@ SUBPIXEL_BITS = 4  # fractional bits of the vertex coordinates handed to the ras
 # softens what it shifts by a fraction of a pixel; the long sinc keeps that content, and on the 2x-oversampled image
 # the bicubic is nearly flat. `python benchmarks/resampling.py` (sharpness = mean |Laplacian| over the face,
 # resampled / source, 10 frames of the packaged clips; a half-pixel shift / a smooth field of up to 4 px): Lanczos-4
-# alone 0.933 / 0.969, this 0.985 / 1.011, the ideal band-limited shift 1.058 / -; 6.4 ms per 300 x 300 region
-# against Lanczos-4's 5.0.
+# alone 0.933 / 0.969, this 0.985 / 1.011, the ideal band-limited shift 1.058 / -; 7.8-9.1 ms per 300 x 300 region
+# against Lanczos-4's 5.9-6.1 (three runs; an earlier one 6.4 against 5.0).
 UPSAMPLE_LOBES = 8
 
 
@@ -165,10 +165,10 @@ def resample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndar
     (integers rounded and clipped)."""
     height, width = image.shape[:2]
     reach = UPSAMPLE_LOBES + 2
-    x0 = int(np.clip(np.floor(map_x.min()) - reach, 0, width - 1)) if map_x.size else 0
-    y0 = int(np.clip(np.floor(map_y.min()) - reach, 0, height - 1)) if map_y.size else 0
-    x1 = int(np.clip(np.ceil(map_x.max()) + reach + 1, x0 + 1, width)) if map_x.size else width
-    y1 = int(np.clip(np.ceil(map_y.max()) + reach + 1, y0 + 1, height)) if map_y.size else height
+    x0 = int(np.clip(np.floor(map_x.min()) - reach, 0, width - 1))
+    y0 = int(np.clip(np.floor(map_y.min()) - reach, 0, height - 1))
+    x1 = int(np.clip(np.ceil(map_x.max()) + reach + 1, x0 + 1, width))
+    y1 = int(np.clip(np.ceil(map_y.max()) + reach + 1, y0 + 1, height))
     up = upsample_2x(image[y0:y1, x0:x1])
     # Outside the box the nearest box pixel is the image's nearest pixel: the box is clipped only at the image edge.
     sampled = cv2.remap(up, 2 * (map_x - x0), 2 * (map_y - y0), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
