@@ -228,6 +228,34 @@ def code_spread(neutrals: dict[str, np.ndarray], codes: np.ndarray) -> dict[str,
             "codes_sd": float(codes.reshape(-1, codes.shape[2]).std(axis=0).mean())}
 
 
+def emotion_directions(means: np.ndarray, emotion: np.ndarray, actor: np.ndarray, emotions: tuple[str, ...],
+                       train_actors: tuple[str, ...]) -> dict[str, dict]:
+    """Whether an emotion moves every person's codes the same way: (N, C) window means of codes relative to each
+    person's neutral, their (N,) emotion indices and (N,) actors -> per emotion (not neutral, whose relative codes
+    are ~0) the cosine between each person's mean code of that emotion and the training actors' mean (for a
+    training actor, the others' mean): {"train_median": median over the training actors, "actors": {actor: cosine}
+    for the other actors}. A judge trained on the training actors cannot read an emotion whose direction a test
+    actor does not share."""
+    def unit(vector: np.ndarray) -> np.ndarray:
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    directions = {}
+    for k, name in enumerate(emotions):
+        if name == "neutral":
+            continue
+        per_actor = {a: means[(actor == a) & (emotion == k)].mean(axis=0) for a in sorted(set(actor))
+                     if ((actor == a) & (emotion == k)).any()}
+        trained = [a for a in per_actor if a in train_actors]
+        if len(trained) < 2:
+            continue
+        total = sum(per_actor[a] for a in trained)
+        cosine = {a: float(unit(per_actor[a]) @ unit(total - per_actor[a] if a in trained else total))
+                  for a in per_actor}
+        directions[name] = {"train_median": float(np.median([cosine[a] for a in trained])),
+                            "actors": {a: c for a, c in cosine.items() if a not in trained}}
+    return directions
+
+
 def clean_mask(windows, truths: dict) -> np.ndarray:
     """(N,) windows of clean clips that lie in the expressive span (neutral clips: all of them)."""
     return np.array([truths[windows.clip_paths[c]].kind == "clean"
@@ -386,6 +414,12 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     results["code_spread"] = code_spread(train_neutrals, train_windows.codes)
     held = clean_mask(test_windows, truth_by_path)
     held_out, held_out_baseline = test_windows.codes[held], test_baseline[held]
+    train_baseline = np.stack([train_neutrals[a] for a in train_actor])[clean]
+    results["code_directions"] = emotion_directions(
+        np.concatenate([(train_windows.codes[clean] - train_baseline[:, None]).mean(axis=1),
+                        (held_out - np.stack([test_neutrals[a] for a in test_actor])[held][:, None]).mean(axis=1)]),
+        np.concatenate([train_windows.emotion[clean], test_windows.emotion[held]]),
+        np.concatenate([train_actor[clean], test_actor[held]]), config.emotions, train_actors)
     held_out_neutral = np.stack([test_neutrals[a] for a in test_actor])[held]
     held_out_emotion = test_windows.emotion[held]
     hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
@@ -539,7 +573,8 @@ def committed_summary(results: dict) -> dict:
               for arm, measures in paired_differences(results["runs"]).items()}
     return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
             "code_judge": results["code_judge"], "scorers": results.get("scorers") or None,
-            "code_spread": results.get("code_spread"), "runs": results["runs"], "curves": results["curves"],
+            "code_spread": results.get("code_spread"), "code_directions": results.get("code_directions"),
+            "runs": results["runs"], "curves": results["curves"],
             "run_fingerprints": results.get("run_fingerprints", {})}
 
 
@@ -717,4 +752,10 @@ def table(results: dict) -> str:
                         f"{detection['mean_lambda_others']:.3f} on the others, ranking AUC "
                         f"{detection['ranking_auc']:.3f}." if "ranking_auc" in detection else "."))
     lines.append(f"code judge accuracy on clean test windows {results['code_judge']['test_accuracy']:.3f}.")
+    directions = results.get("code_directions")
+    if directions:
+        lines.append("Each emotion's code direction, test actors against the training actors' (cosine; the training "
+                     "actors' median against the others in brackets): " + "; ".join(
+                         f"{name} " + " ".join(f"{a} {c:+.2f}" for a, c in entry["actors"].items())
+                         + f" ({entry['train_median']:+.2f})" for name, entry in directions.items()) + ".")
     return "\n".join(lines)

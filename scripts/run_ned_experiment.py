@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from ned_outlier.cli import logger_level, run_cli  # noqa: E402
+from ned_outlier.errors import UserError  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "ned" / "experiment.yaml"
 
@@ -40,6 +41,10 @@ def parse_args(argv):
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: %(default)s")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set seeds=[0] (repeatable)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads of this process (default: torch's, one per core). Two processes sharing "
+                             "the cores each need --threads 1: with torch's default both ran about ten times "
+                             "slower on 2 cores (docs/ned.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--report", action="store_true",
                         help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")
@@ -55,6 +60,12 @@ def main(argv=None) -> None:
     if args.report:
         print(summary_table(config.summary_file))
         return
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
     # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.

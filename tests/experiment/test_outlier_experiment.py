@@ -353,6 +353,21 @@ def test_code_spread_compares_the_actors_resting_codes_with_all_codes():
     assert spread["codes_sd"] == pytest.approx(np.std([0, 0, 4, 4, 2, 2, 6, 6]))
 
 
+def test_emotion_directions_compare_each_person_with_the_training_actors_mean():
+    from experiments.outlier_experiment import emotion_directions
+
+    # happy moves A and B along x, C along y, the test actor T against x; the neutral windows are left out
+    means = np.array([[1, 0], [1, 0], [0, 1], [-1, 0], [5, 5]], np.float64)
+    emotion = np.array([1, 1, 1, 1, 0])
+    actor = np.array(["A", "B", "C", "T", "A"])
+    directions = emotion_directions(means, emotion, actor, ("neutral", "happy"), ("A", "B", "C"))
+    assert set(directions) == {"happy"}
+    # T against A + B + C = (2, 1): -2 / sqrt(5); A against B + C = (1, 1) and B alike: 1 / sqrt(2), C against
+    # A + B = (2, 0): 0, so the training median is 1 / sqrt(2)
+    assert directions["happy"]["actors"] == {"T": pytest.approx(-2 / np.sqrt(5))}
+    assert directions["happy"]["train_median"] == pytest.approx(1 / np.sqrt(2))
+
+
 def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
     """Two processes on the same output_dir (seeds split between them): each save keeps the other's runs."""
     from experiments.outlier_experiment import ExperimentConfig, _save
