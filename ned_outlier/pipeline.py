@@ -459,7 +459,9 @@ def plan_mouths(params: FaceParams, delta: np.ndarray, model, geometry: EditGeom
     moves = np.stack([geometry.model_displacement(d, g)[lips] for d, g in zip(delta, np.nan_to_num(source_gaps))])
     target_states = own_states + moves.reshape(len(delta), -1) / np.sqrt(len(lips))
     own_distance = np.linalg.norm(target_states - own_states, axis=1)
-    donors, _ = choose_donors(target_states, own_states, pose, pose, clear, clear & well_fitted, config, own_distance)
+    scale = np.nan_to_num(params.scale, nan=1.0)
+    donors, _ = choose_donors(target_states, own_states, pose, pose, clear, clear & well_fitted, config, own_distance,
+                              (scale, scale))
     return donors
 
 

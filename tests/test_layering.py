@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSIFIER_LIBRARIES = {"recognition", "open_clip", "timm", "transformers"}
+# what the default edit (mediapipe-au codes, warp) never uses; importing torchvision alone took seconds of the
+# edit's start-up when the DECA encoder module imported it at its top
+UNUSED_BY_AN_EDIT = CLASSIFIER_LIBRARIES | {"torchvision"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -39,10 +42,11 @@ def test_no_module_of_ned_outlier_imports_recognition(path):
 
 @pytest.mark.slow
 def test_an_edit_imports_no_classifier(smile_clip, smile_params, tmp_path):
-    """scripts/edit.py run to the end on a real clip (its saved reconstruction): none of recognition, open_clip, timm, transformers loaded."""
+    """scripts/edit.py run to the end on a real clip (its saved reconstruction): none of recognition, open_clip, timm,
+    transformers, torchvision loaded."""
     probe = ("import atexit, runpy, sys\n"
              "atexit.register(lambda: print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & "
-             f"set({sorted(CLASSIFIER_LIBRARIES)!r})), file=sys.stderr))\n"
+             f"set({sorted(UNUSED_BY_AN_EDIT)!r})), file=sys.stderr))\n"
              f"sys.argv = ['edit.py'] + sys.argv[1:]\n"
              f"runpy.run_path({str(REPO / 'scripts' / 'edit.py')!r}, run_name='__main__')\n")
     out = tmp_path / "edited.mp4"

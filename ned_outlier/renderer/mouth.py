@@ -37,6 +37,8 @@ class MouthConfig:
     min_gain: a donor is used only when it is at most this fraction of the distance between the target and the
         frame's own mouth (else warping the frame's own mouth is as good).
     pose_weight: model units of cost per degree of head yaw/pitch difference between donor and target.
+    upscale_weight: model units of cost per unit of ln(target face scale / donor face scale) above 0: a donor
+        filmed farther away is magnified when pasted, which blurs its mouth (0: scale ignored).
     feather: softness of the pasted mouth's edge, as a fraction of the mouth width.
     max_fit_error_ratio: frames fitted worse than this times the video's median fit error are never donors.
     crossfade: a donor switch (or a change between a donor's mouth and the frame's own) dissolves linearly over
@@ -49,6 +51,7 @@ class MouthConfig:
     max_distance: float = 20.0
     min_gain: float = 0.8
     pose_weight: float = 0.15
+    upscale_weight: float = 0.0
     feather: float = 0.12
     max_fit_error_ratio: float = 1.5
     crossfade: int = 2
@@ -80,9 +83,11 @@ def yaw_pitch(params: FaceParams) -> np.ndarray:
 
 def choose_donors(target_states: np.ndarray, donor_states: np.ndarray, target_pose: np.ndarray,
                   donor_pose: np.ndarray, valid_targets: np.ndarray, valid_donors: np.ndarray,
-                  config: MouthConfig, own_distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  config: MouthConfig, own_distance: np.ndarray | None = None,
+                  scales: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Viterbi over donors. States (T, D) / (N, D); poses (T, 2) / (N, 2) yaw-pitch degrees; validity (T,) / (N,);
-    own_distance (T,): how far each frame's own mouth is from its target (None: no such test).
+    own_distance (T,): how far each frame's own mouth is from its target (None: no such test); scales: the face
+    scales (T,) / (N,) of targets and donors, for `upscale_weight` (None: no such cost).
 
     Returns the donor frame per target frame (T,) (-1 where there is no target face, no donor within max_distance,
     or none closer than min_gain * own_distance) and the chosen donor's state distance (T,) (inf where none).
@@ -97,6 +102,9 @@ def choose_donors(target_states: np.ndarray, donor_states: np.ndarray, target_po
         state_distance = np.linalg.norm(target_states[run, None] - donor_states[None, donors], axis=2)  # (R, N)
         pose_gap = np.linalg.norm(target_pose[run, None] - donor_pose[None, donors], axis=2)
         cost = state_distance + config.pose_weight * pose_gap
+        if scales is not None and config.upscale_weight:
+            upscale = np.log(scales[0][run, None] / scales[1][None, donors])
+            cost = cost + config.upscale_weight * np.maximum(upscale, 0.0)
         candidates = np.argsort(cost, axis=1)[:, :k]  # (R, k) positions in `donors`
         path = viterbi(np.take_along_axis(cost, candidates, 1), donors[candidates], config.switch_cost)
         rows = np.arange(len(run))

@@ -1,5 +1,7 @@
 """Donor choice for mouth re-synthesis: Viterbi by hand, nearest states, no flicker, fallback when too far."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from ned_outlier.renderer.mouth import MouthConfig, choose_donors, donor_mix, donor_segments, viterbi
@@ -54,6 +56,20 @@ def test_a_donor_must_beat_the_frames_own_mouth():
     assert donors[0] == -1
     donors, _ = choose_donors(*args, own_distance=np.array([6.0]))  # 4.0 <= 0.8 * 6.0
     assert donors[0] == 0
+
+
+def test_a_donor_filmed_farther_away_pays_for_its_magnification():
+    """Donor 0 matches the target's mouth better (distance 1.0 against 1.5) but its face is 20 % smaller: pasted, it
+    is magnified by 1.25. With upscale_weight 3 that costs 3 ln 1.25 = 0.67 > 0.5, so the near donor 1 wins; a
+    donor larger than the target (2.0: shrunk when pasted) costs nothing."""
+    donor_states = np.array([[1.0], [1.5]])
+    target_states = np.array([[0.0]])
+    args = (target_states, donor_states, np.zeros((1, 2)), np.zeros((2, 2)), np.ones(1, bool), np.ones(2, bool))
+    config = MouthConfig(candidates=2, switch_cost=0.0, max_distance=50.0, pose_weight=0.0, upscale_weight=3.0)
+    assert choose_donors(*args, config, scales=(np.array([1.0]), np.array([0.8, 1.0])))[0][0] == 1
+    assert choose_donors(*args, config, scales=(np.array([1.0]), np.array([2.0, 1.0])))[0][0] == 0
+    assert choose_donors(*args, replace(config, upscale_weight=0.0),
+                         scales=(np.array([1.0]), np.array([0.8, 1.0])))[0][0] == 0
 
 
 def test_segments_break_at_switches_and_gaps_but_not_where_a_donor_plays_on():

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
 INPUT_SIZE = 224
 FEATURES = 2048
@@ -69,6 +68,11 @@ class ResNet50Trunk(nn.Module):
     PLANES = (64, 128, 256, 512)
 
     def __init__(self) -> None:
+        # here, not at the top: the default (mediapipe-au) path of every edit imports this module but never builds
+        # the trunk, and torchvision's import was most of that edit's start-up (benchmarks/edit.py: imports 3.2-3.8 s
+        # with it at the top, 1.4-1.8 s without)
+        from torchvision.models.resnet import Bottleneck
+
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
