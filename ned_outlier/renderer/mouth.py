@@ -51,7 +51,7 @@ class MouthConfig:
     max_distance: float = 20.0
     min_gain: float = 0.8
     pose_weight: float = 0.15
-    upscale_weight: float = 0.0
+    upscale_weight: float = 40.0
     feather: float = 0.12
     max_fit_error_ratio: float = 1.5
     crossfade: int = 2
