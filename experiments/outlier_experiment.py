@@ -414,13 +414,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     results["code_spread"] = code_spread(train_neutrals, train_windows.codes)
     held = clean_mask(test_windows, truth_by_path)
     held_out, held_out_baseline = test_windows.codes[held], test_baseline[held]
-    train_baseline = np.stack([train_neutrals[a] for a in train_actor])[clean]
+    held_out_neutral = np.stack([test_neutrals[a] for a in test_actor])[held]
+    train_neutral = np.stack([train_neutrals[a] for a in train_actor[clean]])
     results["code_directions"] = emotion_directions(
-        np.concatenate([(train_windows.codes[clean] - train_baseline[:, None]).mean(axis=1),
-                        (held_out - np.stack([test_neutrals[a] for a in test_actor])[held][:, None]).mean(axis=1)]),
+        np.concatenate([(train_windows.codes[clean] - train_neutral[:, None]).mean(axis=1),
+                        (held_out - held_out_neutral[:, None]).mean(axis=1)]),
         np.concatenate([train_windows.emotion[clean], test_windows.emotion[held]]),
         np.concatenate([train_actor[clean], test_actor[held]]), config.emotions, train_actors)
-    held_out_neutral = np.stack([test_neutrals[a] for a in test_actor])[held]
     held_out_emotion = test_windows.emotion[held]
     hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
     results["code_judge"] = {"train_windows": int(clean.sum()), "test_windows": int(held.sum()),
