@@ -489,13 +489,18 @@ def arm_tables(config: ExperimentConfig, out: Path, truths: list) -> dict[str, P
 
 
 def experiment_fingerprint(config: ExperimentConfig) -> str:
-    """sha256 of what decides every arm's results: SynthMEAD's truth.csv, the training, SynthMEAD and reconstruction
+    """sha256 of what decides every arm's results: SynthMEAD's files (truth.csv and every clip's bytes, so that a
+    change of how its frames are drawn counts, not only of its configs), the training, SynthMEAD and reconstruction
     configs and the experiment's own settings (not its paths, seeds, scorers or arms). Each arm adds its lambda
     table (arm_fingerprint). Runs of another fingerprint are never reused."""
     import hashlib
 
+    root = Path(config.data)
     digest = hashlib.sha256()
-    for path in (Path(config.data) / "truth.csv", repo_path(config.training_config),
+    for clip in sorted(root.rglob("*.mp4")):
+        digest.update(clip.relative_to(root).as_posix().encode())
+        digest.update(hashlib.sha256(clip.read_bytes()).digest())
+    for path in (root / "truth.csv", repo_path(config.training_config),
                  repo_path(config.synthmead_config), repo_path(config.reconstruct_config)):
         digest.update(path.read_bytes())
     settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden,

@@ -273,6 +273,15 @@ def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_over
     assert experiment_fingerprint(replace(config, seeds=(7,), output_dir="elsewhere", arms=("oracle",))) == fingerprint
     assert experiment_fingerprint(replace(config, judge_hidden=128)) != fingerprint
     assert experiment_fingerprint(replace(config, training_overrides=("optim.lr=2e-4",))) != fingerprint
+    clip = tmp_path / "S001" / "video" / "front" / "sad" / "level_1" / "001.mp4"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"frames")  # the same truth.csv and configs, other pixels: another setting
+    with_clip = experiment_fingerprint(config)
+    assert with_clip != fingerprint
+    clip.write_bytes(b"framez")
+    assert experiment_fingerprint(config) != with_clip
+    clip.unlink()
+    assert experiment_fingerprint(config) == fingerprint
     training.write_text("train: {epochs: 9}\n")
     assert experiment_fingerprint(config) != fingerprint
 
