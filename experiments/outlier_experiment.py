@@ -381,14 +381,9 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     tables = arm_tables(config, out, truths)
     fingerprint = experiment_fingerprint(config)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
-                     "arm_fingerprints": {arm: arm_fingerprint(fingerprint, table) for arm, table in tables.items()},
                      "runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
     previous = out / "results.json"
-    # finished runs of this setting (curves: the judge's target accuracy on held-out windows per epoch), before any
-    # work, so that a committed summary of another setting stops the run at once
-    for earlier, keep in ((config.summary_file, True), (previous, False)):
-        merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep))
-    runs, curves = results["runs"], results["curves"]
+    finished_runs(config.summary_file, fingerprint, {}, keep=True)  # a summary of another setting stops it at once
     # the scorers of this run's arms measured (again); the others' detection as the earlier files have it
     for name in config.scorers_used:
         lambdas = read_lambda_table(config.scorer(name).lambdas)
@@ -422,6 +417,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
         np.concatenate([train_windows.emotion[clean], test_windows.emotion[held]]),
         np.concatenate([train_actor[clean], test_actor[held]]), config.emotions, train_actors)
     held_out_emotion = test_windows.emotion[held]
+    # finished runs of this setting, with these reconstructions and this judge (curves: the judge's target accuracy
+    # on held-out windows per epoch)
+    inputs = derived_inputs_fingerprint(judge, train_windows.codes, test_windows.codes)
+    results["arm_fingerprints"] = {arm: arm_fingerprint(fingerprint + inputs, table) for arm, table in tables.items()}
+    for earlier, keep in ((config.summary_file, True), (previous, False)):
+        merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep))
+    runs, curves = results["runs"], results["curves"]
     hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
     results["code_judge"] = {"train_windows": int(clean.sum()), "test_windows": int(held.sum()),
                              "relative": config.judge_relative, "test_accuracy": float(np.mean(hits)),
@@ -509,6 +511,22 @@ def experiment_fingerprint(config: ExperimentConfig) -> str:
     return digest.hexdigest()
 
 
+def derived_inputs_fingerprint(judge, *codes: np.ndarray) -> str:
+    """sha256 of what the experiment derives from SynthMEAD before it trains: the reconstructed (N, T, C) codes of
+    its windows and the code judge's weights. Both are deterministic on one machine and thread count, but may differ
+    in their last bits on another, and a run judged by another judge or trained on other codes is not paired with
+    this setting's runs; arm_fingerprint adds this to the experiment's fingerprint."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in codes:
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    for name, tensor in sorted(judge.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def arm_fingerprint(fingerprint: str, table: str | Path | None) -> str:
     """sha256 of the experiment's fingerprint and what an arm trains on of its lambda table (None: none): each
     window's lambda, the window and the hop (not the file's other columns, so that the oracle's table is the same
@@ -526,7 +544,7 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
                   keep: bool = False) -> dict:
     """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed
     summary) made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another
-    lambda table (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning
+    lambda table, reconstruction or judge (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning
     when it or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
     a UserError."""
     empty = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
@@ -545,9 +563,11 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
         arm = _arm_of(key)
         if arm in arm_fingerprints and stored.get(key) != arm_fingerprints[arm]:
             if keep:
-                raise UserError(f"{path}: its run {key} was trained on another lambda table than {arm}'s now: "
-                                "remove that arm's runs from it, or give this setting its own summary_file")
-            LOG.warning("%s: run %s was trained on another lambda table: not reused", path, key)
+                raise UserError(f"{path}: its run {key} was made with another lambda table, reconstruction or judge "
+                                f"than {arm}'s now: remove that arm's runs from it, or give this setting its own "
+                                "summary_file")
+            LOG.warning("%s: run %s was made with another lambda table, reconstruction or judge: not reused", path,
+                        key)
             continue
         kept["runs"][key] = run
         kept["run_fingerprints"][key] = stored.get(key)

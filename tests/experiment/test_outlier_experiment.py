@@ -307,8 +307,24 @@ def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_over
     with pytest.raises(UserError, match="holds the runs of another setting"):
         finished_runs(saved, "other", {}, keep=True)
     assert set(finished_runs(saved, fingerprint, {"mean_fer": "c"})["runs"]) == {"none/seed0"}  # another table
-    with pytest.raises(UserError, match="mean_fer/seed0 was trained on another lambda table"):
+    with pytest.raises(UserError, match="mean_fer/seed0 was made with another lambda table, reconstruction or judge"):
         finished_runs(saved, fingerprint, {"mean_fer": "c"}, keep=True)
+
+
+def test_runs_pair_only_with_runs_made_from_the_same_reconstructions_and_judge():
+    from experiments.code_classifier import CodeClassifier
+    from experiments.outlier_experiment import derived_inputs_fingerprint
+
+    torch.manual_seed(0)
+    judge, codes = CodeClassifier(3, 2, hidden=4), np.zeros((2, 5, 3), np.float32)
+    same = derived_inputs_fingerprint(judge, codes, codes[:1])
+    assert derived_inputs_fingerprint(judge, codes.copy(), codes[:1].copy()) == same
+    nudged = codes.copy()
+    nudged[1, 4, 2] = 1e-6  # one component of one frame, in its last bits
+    assert derived_inputs_fingerprint(judge, nudged, codes[:1]) != same
+    with torch.no_grad():
+        judge.head.bias[0] += 1e-6  # a judge trained to other weights
+    assert derived_inputs_fingerprint(judge, codes, codes[:1]) != same
 
 
 def test_runs_of_two_settings_in_one_output_folder_train_in_their_own_folders(tmp_path):
