@@ -5,7 +5,8 @@ SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json
 the small summary kept in git, docs/results/ned_lambda.json (its finished runs are skipped in a later session, on
 the same data and configs).
 
-    python scripts/run_ned_experiment.py                       # configs/ned/experiment.yaml: everything, hours
+    python scripts/run_ned_experiment.py --jobs 2              # configs/ned/experiment.yaml: everything, hours;
+                                                               # two runs at once (one thread each)
     python scripts/run_ned_experiment.py --set "arms=[none]" --set "seeds=[0]" \
         --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
     python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
@@ -45,6 +46,10 @@ def parse_args(argv):
                         help="CPU threads of this process (default: torch's, one per core). Two processes sharing "
                              "the cores each need --threads 1: with torch's default both ran about ten times "
                              "slower on 2 cores (docs/ned.md)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at once, each in its own process of --threads threads (with --jobs, "
+                             "default 1, also for making the inputs): on 2 cores --jobs 2 trains two runs in the time "
+                             "one process of 2 threads takes for 1.5 (default: %(default)s: one run after another)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--report", action="store_true",
                         help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")
@@ -54,25 +59,31 @@ def parse_args(argv):
 def main(argv=None) -> None:
     args = parse_args(argv)
     from experiments.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
-                                                summary_table, table)
+                                                run_in_parallel, summary_table, table)
 
     config = load_experiment_config(args.config, args.overrides)
     if args.report:
         print(summary_table(config.summary_file))
         return
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    threads = 1 if args.threads is None and args.jobs > 1 else args.threads
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}")
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)  # with --jobs also here: the inputs and judge are made as the runs train
     start = time.perf_counter()
     # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
     # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.
     with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
         for folder in prepare_inputs(config, progress=not args.quiet):
             print(f"wrote {folder}")
-        results = run_experiment(config, progress=not args.quiet)
+        if args.jobs > 1:
+            results = run_in_parallel(config, args.jobs, threads, progress=not args.quiet)
+        else:
+            results = run_experiment(config, progress=not args.quiet)
     print(table(results))
     print(f"({time.perf_counter() - start:.0f} s; wrote {Path(config.output_dir) / 'results.json'})")
 

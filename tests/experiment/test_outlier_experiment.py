@@ -327,6 +327,15 @@ def test_runs_pair_only_with_runs_made_from_the_same_reconstructions_and_judge()
     assert derived_inputs_fingerprint(judge, codes, codes[:1]) != same
 
 
+def test_parallel_runs_are_the_pending_ones_seed_by_seed():
+    from experiments.outlier_experiment import ExperimentConfig, pending_runs
+
+    config = ExperimentConfig(arms=("none", "oracle"), seeds=(0, 1), output_dir="out/x")
+    jobs = pending_runs(config, {"none/seed0": {}, "oracle/seed2": {}})
+    assert [(job.arms, job.seeds) for job in jobs] == [(("oracle",), (0,)), (("none",), (1,)), (("oracle",), (1,))]
+    assert {job.output_dir for job in jobs} == {"out/x"}  # one folder, whose results every process merges
+
+
 def test_runs_of_two_settings_in_one_output_folder_train_in_their_own_folders(tmp_path):
     """A training override changes the folder a run checkpoints in (before, a run with another override resumed the
     first one's last checkpoint); the same setting finds its own folder again, to resume it."""

@@ -31,6 +31,8 @@ def test_a_missing_summary_and_an_unknown_arm_are_one_line_errors(script, tmp_pa
     assert_one_line_error(code, err, "arms must be some of")
 
 
-def test_threads_below_one_are_a_one_line_error(script, capfd):
+def test_threads_or_jobs_below_one_are_a_one_line_error(script, capfd):
     code, err = run(script, capfd, "--threads", "0", "--set", "arms=[none]")
     assert_one_line_error(code, err, "--threads must be at least 1, got 0")
+    code, err = run(script, capfd, "--jobs", "0", "--set", "arms=[none]")
+    assert_one_line_error(code, err, "--jobs must be at least 1, got 0")
