@@ -475,8 +475,8 @@ def pending_runs(config: ExperimentConfig, finished: dict) -> list[ExperimentCon
 
 
 def run_in_parallel(config: ExperimentConfig, jobs: int, threads: int = 1, progress: bool = True) -> dict:
-    """run_experiment with its runs spread over `jobs` processes of `threads` CPU threads each (on 2 cores, two
-    processes of one thread each train at 3.0 iterations/s each against 4.0 for one process of two): first the
+    """run_experiment with its runs spread over `jobs` processes of `threads` CPU threads each (on 2 cores two
+    processes of one thread train two runs faster than one process of two threads trains them in turn): first the
     inputs, judge and finished runs (run_experiment without seeds), then every pending run in its own process
     (pending_runs; each writes its results under the experiment's lock), then run_experiment again, which finds every
     run done and writes the table's results."""
@@ -532,7 +532,8 @@ def experiment_fingerprint(config: ExperimentConfig) -> str:
     """sha256 of what decides every arm's results: SynthMEAD's files (truth.csv and every clip's bytes, so that a
     change of how its frames are drawn counts, not only of its configs), the training, SynthMEAD and reconstruction
     configs and the experiment's own settings (not its paths, seeds, scorers or arms). Each arm adds its lambda
-    table (arm_fingerprint). Runs of another fingerprint are never reused."""
+    table, the reconstructed codes and the judge (arm_fingerprint, derived_inputs_fingerprint). Runs of another
+    fingerprint are never reused."""
     import hashlib
 
     root = Path(config.data)
@@ -582,9 +583,9 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
                   keep: bool = False) -> dict:
     """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed
     summary) made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another
-    lambda table, reconstruction or judge (runs of arms not in it are kept as they are); empty when the file is missing, and with a warning
-    when it or a run is of another setting, or, with `keep` (a file that must not be overwritten: the committed summary),
-    a UserError."""
+    lambda table, reconstruction or judge (runs of arms not in it are kept as they are); empty when the file is
+    missing, and with a warning when it or a run is of another setting, or, with `keep` (a file that must not be
+    overwritten: the committed summary), a UserError."""
     empty = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
     if not path or not Path(path).is_file():
         return empty
