@@ -48,8 +48,8 @@ def parse_args(argv):
                              "slower on 2 cores (docs/ned.md)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="train N runs at once, each in its own process of --threads threads (with --jobs, "
-                             "default 1, also for making the inputs): on 2 cores --jobs 2 trains two runs in the time "
-                             "one process of 2 threads takes for 1.5 (default: %(default)s: one run after another)")
+                             "default 1, also for making the inputs): on 2 cores --jobs 2 is faster than one run "
+                             "after another (docs/ned.md) (default: %(default)s: one run after another)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--report", action="store_true",
                         help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")

@@ -320,7 +320,7 @@ def test_runs_pair_only_with_runs_made_from_the_same_reconstructions_and_judge()
     same = derived_inputs_fingerprint(judge, codes, codes[:1])
     assert derived_inputs_fingerprint(judge, codes.copy(), codes[:1].copy()) == same
     nudged = codes.copy()
-    nudged[1, 4, 2] = 1e-6  # one component of one frame, in its last bits
+    nudged[1, 4, 2] = 1e-6  # one component of one frame, by 1e-6
     assert derived_inputs_fingerprint(judge, nudged, codes[:1]) != same
     with torch.no_grad():
         judge.head.bias[0] += 1e-6  # a judge trained to other weights
