@@ -500,9 +500,11 @@ def _run_alone(config: ExperimentConfig, threads: int) -> None:
     """One process of run_in_parallel: run_experiment on `threads` CPU threads, without progress bars."""
     import torch
 
+    from ned_outlier.cli import logger_level
+
     torch.set_num_threads(threads)
-    logging.getLogger("ned_outlier.reconstruction.reconstructor").setLevel(logging.WARNING)
-    run_experiment(config, progress=False)
+    with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):  # as the script's own process
+        run_experiment(config, progress=False)
 
 
 def run_folder(out: Path, key: str, fingerprint: str) -> Path:
