@@ -440,7 +440,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
     for seed in config.seeds:
         for arm in config.arms:
-            key = f"{arm}/seed{seed}"
+            key = run_key(arm, seed)
             if key in runs:
                 continue
             overrides = [f"data.root={root}", f"data.cache={config.params_cache}",
@@ -471,7 +471,7 @@ def pending_runs(config: ExperimentConfig, finished: dict) -> list[ExperimentCon
     """One config (one arm, one seed) per run of `config` not among `finished` (results' runs), seed by seed, so
     that the runs a stopped experiment has done are whole seeds of every arm, each paired with plain NED's."""
     return [replace(config, arms=(arm,), seeds=(seed,)) for seed in config.seeds for arm in config.arms
-            if f"{arm}/seed{seed}" not in finished]
+            if run_key(arm, seed) not in finished]
 
 
 def run_in_parallel(config: ExperimentConfig, jobs: int, threads: int = 1, progress: bool = True) -> dict:
@@ -488,7 +488,7 @@ def run_in_parallel(config: ExperimentConfig, jobs: int, threads: int = 1, progr
     finished = run_experiment(replace(config, seeds=()), progress)["runs"]
     todo = pending_runs(config, finished)
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        running = {pool.submit(_run_alone, job, threads): f"{job.arms[0]}/seed{job.seeds[0]}" for job in todo}
+        running = {pool.submit(_run_alone, job, threads): run_key(job.arms[0], job.seeds[0]) for job in todo}
         for done in tqdm(as_completed(running), total=len(running), desc=f"runs, {jobs} at once",
                          disable=not progress or not running):
             done.result()  # a failed run stops the experiment with its error
@@ -704,7 +704,7 @@ def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
     """arm -> measure -> {"mean", "std", "values"} over the seeds that have run, arms in arm_order."""
     summary = {}
     for arm in arm_order(_arms_of(runs)):
-        rows = [runs[f"{arm}/seed{seed}"] for seed in seeds if f"{arm}/seed{seed}" in runs]
+        rows = [runs[run_key(arm, seed)] for seed in seeds if run_key(arm, seed) in runs]
         if not rows:
             continue
         summary[arm] = {measure: _statistics([r[measure] for r in rows]) for measure in rows[0]}
@@ -719,16 +719,21 @@ def paired_differences(runs: dict) -> dict:
     for the PAIRED measures (the same seed means the same initial weights, batches and latents)."""
     differences = {}
     for arm in arm_order(set(_arms_of(runs)) - {NO_LAMBDA}):
-        pairs = [(runs[f"{arm}/seed{seed}"], runs[f"{NO_LAMBDA}/seed{seed}"]) for seed in _seeds_of(runs)
-                 if f"{arm}/seed{seed}" in runs and f"{NO_LAMBDA}/seed{seed}" in runs]
+        pairs = [(runs[run_key(arm, seed)], runs[run_key(NO_LAMBDA, seed)]) for seed in _seeds_of(runs)
+                 if run_key(arm, seed) in runs and run_key(NO_LAMBDA, seed) in runs]
         if pairs:
             differences[arm] = {measure: _statistics([run[measure] - plain[measure] for run, plain in pairs])
                                 for measure in PAIRED}
     return differences
 
 
+def run_key(arm: str, seed: int) -> str:
+    """The key "<arm>/seed<N>" of one run in the results and the summary."""
+    return f"{arm}/seed{seed}"
+
+
 def _arm_of(key: str) -> str:
-    """The arm of a run keyed "<arm>/seed<N>"."""
+    """The arm of a run keyed "<arm>/seed<N>" (run_key's inverse, first half)."""
     return key.rsplit("/seed", 1)[0]
 
 

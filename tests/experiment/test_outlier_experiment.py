@@ -487,3 +487,13 @@ def test_a_scorer_made_here_is_trained_on_its_emotion_set_before_it_scores(tmp_p
     (scorer / "model.safetensors").unlink()
     with pytest.raises(UserError, match="model.safetensors .*'s pretrained. is missing and scorers.mine names no"):
         prepare_inputs(replace(config, scorers={"mine": untrained}), progress=False)
+
+
+def test_run_keys_read_back_as_their_arm_and_seed():
+    from experiments.outlier_experiment import _arm_of, _seeds_of, run_key
+
+    # the committed summaries are keyed this way: a changed format would orphan every finished run
+    assert run_key("lambda_caption_clip", 2) == "lambda_caption_clip/seed2"
+    keys = {run_key(arm, seed): {} for arm in ("none", "mean_seedless") for seed in (0, 11)}
+    assert {_arm_of(key) for key in keys} == {"none", "mean_seedless"}
+    assert _seeds_of(keys) == (0, 11)
