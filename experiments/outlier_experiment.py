@@ -362,6 +362,42 @@ def load_twins(test_clips: list, root: Path, cache: Path, emotions: tuple[str, .
             if path is not None}
 
 
+def training_actors(config: ExperimentConfig, truths: list) -> tuple[str, ...]:
+    """SynthMEAD's actors other than the config's test actors; UserError when a test actor is not in it."""
+    actors = sorted({truth.actor for truth in truths})
+    missing = sorted(set(config.test_actors) - set(actors))
+    if missing:
+        raise UserError(f"test actors {', '.join(missing)} are not in {config.data} (its actors: {', '.join(actors)})")
+    return tuple(a for a in actors if a not in config.test_actors)
+
+
+def reconstructed_windows(config: ExperimentConfig, truth_by_path: dict, train_actors: tuple[str, ...],
+                          progress: bool) -> tuple:
+    """(reconstruction config, the training actors' windows, the test actors' clean clips, their reconstructions'
+    paths (None: no face), their windows), reconstructing what the cache lacks."""
+    root = Path(config.data)
+    reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
+    train_clips = scan_mead(root, MeadSelection(train_actors))
+    train_windows = build_windows(train_clips, reconstruct_clips(train_clips, root, Path(config.params_cache),
+                                                                 reconstruction, progress), root, config.emotions)
+    test_clips = [c for c in scan_mead(root, MeadSelection(config.test_actors))
+                  if truth_by_path[c.path.relative_to(root).as_posix()].kind == "clean"]
+    test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
+    return reconstruction, train_windows, test_clips, test_paths, build_windows(test_clips, test_paths, root,
+                                                                                config.emotions)
+
+
+def code_judge(config: ExperimentConfig, train_windows, clean: np.ndarray):
+    """The code judge trained on the training actors' clean windows (relative to their neutral codes where the
+    config says so), cached in output_dir/code_judge.pt."""
+    train_actor, train_neutrals = actor_neutral_codes(train_windows)
+    baselines = judge_baselines(train_neutrals, config.judge_relative)
+    return cached_code_classifier(
+        Path(config.output_dir) / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean],
+        len(config.emotions), hidden=config.judge_hidden,
+        baseline=np.stack([baselines[a] for a in train_actor[clean]]))
+
+
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     """Run (or resume) every step; returns and writes output_dir/results.json."""
     from ned_outlier.face.finder import FaceFinder
@@ -373,11 +409,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     truths = read_truth(root)
     truth_by_path = {truth.path: truth for truth in truths}
-    actors = sorted({truth.actor for truth in truths})
-    missing = sorted(set(config.test_actors) - set(actors))
-    if missing:
-        raise UserError(f"test actors {', '.join(missing)} are not in {root} (its actors: {', '.join(actors)})")
-    train_actors = tuple(a for a in actors if a not in config.test_actors)
+    train_actors = training_actors(config, truths)
     tables = arm_tables(config, out, truths)
     fingerprint = experiment_fingerprint(config)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
@@ -389,22 +421,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
         lambdas = read_lambda_table(config.scorer(name).lambdas)
         results["scorers"][name] = outlier_detection(lambdas.weights, truths, set(train_actors), lambdas.window)
 
-    reconstruction = load_config(repo_path(config.reconstruct_config), ReconstructionConfig)
-    train_clips = scan_mead(root, MeadSelection(train_actors))
-    train_windows = build_windows(train_clips, reconstruct_clips(train_clips, root, Path(config.params_cache),
-                                                                 reconstruction, progress), root, config.emotions)
-    test_clips = [c for c in scan_mead(root, MeadSelection(config.test_actors))
-                  if truth_by_path[c.path.relative_to(root).as_posix()].kind == "clean"]
-    test_paths = reconstruct_clips(test_clips, root, Path(config.params_cache), reconstruction, progress)
-    test_windows = build_windows(test_clips, test_paths, root, config.emotions)
+    reconstruction, train_windows, test_clips, test_paths, test_windows = reconstructed_windows(
+        config, truth_by_path, train_actors, progress)
     clean = clean_mask(train_windows, truth_by_path)
     train_actor, train_neutrals = actor_neutral_codes(train_windows)
     test_actor, test_neutrals = actor_neutral_codes(test_windows)  # also for networks trained relative to them
-    baselines = judge_baselines(train_neutrals, config.judge_relative)
     test_baselines = judge_baselines(test_neutrals, config.judge_relative)
-    judge = cached_code_classifier(
-        out / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean], len(config.emotions),
-        hidden=config.judge_hidden, baseline=np.stack([baselines[a] for a in train_actor[clean]]))
+    judge = code_judge(config, train_windows, clean)
     test_baseline = np.stack([test_baselines[a] for a in test_actor])
     results["code_spread"] = code_spread(train_neutrals, train_windows.codes)
     held = clean_mask(test_windows, truth_by_path)
@@ -465,6 +488,37 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     if curves:
         write_learning_curves(curves, len(config.emotions), out / "learning_curves.png")
     return results
+
+
+def latent_spread(config: ExperimentConfig, latents: int, progress: bool = True) -> dict[str, list[float]]:
+    """run key -> the code judge's target accuracy of that finished run's model (output_dir/results.json) with each
+    of the latent draws 0..latents-1 (the same draws for every run; a run's own seed is the draw its end-of-run
+    measure used), without rendering: how much of a run's measure is its one latent draw rather than its model."""
+    from tqdm.auto import tqdm
+
+    root, out = Path(config.data), Path(config.output_dir)
+    results_file = out / "results.json"
+    if not results_file.is_file():
+        raise UserError(f"{results_file} is missing: the experiment has no finished runs there to judge again")
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    truths = read_truth(root)
+    truth_by_path = {truth.path: truth for truth in truths}
+    _, train_windows, test_clips, test_paths, test_windows = reconstructed_windows(
+        config, truth_by_path, training_actors(config, truths), progress)
+    judge = code_judge(config, train_windows, clean_mask(train_windows, truth_by_path))
+    _, test_neutrals = actor_neutral_codes(test_windows)
+    baselines = judge_baselines(test_neutrals, config.judge_relative)
+    loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
+    unrendered = replace(config, render_clips=0)
+    spread = {}
+    for key in tqdm(sorted(results["runs"]), desc="judge runs again", disable=not progress):
+        model = run_folder(out, key, results["run_fingerprints"][key]) / "model.safetensors"
+        if not model.is_file():
+            LOG.warning("run %s: its model %s is missing: not judged again", key, model)
+            continue
+        spread[key] = [judge_model(model, draw, loaded, judge, unrendered, None, None, None, out, None, baselines,
+                                   test_neutrals)["code_judge_target_accuracy"] for draw in range(latents)]
+    return spread
 
 
 def pending_runs(config: ExperimentConfig, finished: dict) -> list[ExperimentConfig]:

@@ -10,6 +10,7 @@ the same data and configs).
     python scripts/run_ned_experiment.py --set "arms=[none]" --set "seeds=[0]" \
         --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
     python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
+    python scripts/run_ned_experiment.py --latent-spread 8     # each finished run judged with 8 latent draws
 
 SynthMEAD and each scorer's lambda table are made first where they do not exist yet (the same as
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
@@ -27,6 +28,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from statistics import mean, stdev
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -53,17 +55,28 @@ def parse_args(argv):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--report", action="store_true",
                         help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")
+    parser.add_argument("--latent-spread", type=int, default=None, metavar="K",
+                        help="judge every finished run of OUTPUT_DIR/results.json again with each of the latent "
+                             "draws 0..K-1 (codes only, no rendering), print the accuracies and stop: how much of a "
+                             "run's measure is its one latent draw")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from experiments.outlier_experiment import (load_experiment_config, prepare_inputs, run_experiment,
-                                                run_in_parallel, summary_table, table)
+    from experiments.outlier_experiment import (latent_spread, load_experiment_config, prepare_inputs,
+                                                run_experiment, run_in_parallel, summary_table, table)
 
     config = load_experiment_config(args.config, args.overrides)
     if args.report:
         print(summary_table(config.summary_file))
+        return
+    if args.latent_spread is not None:
+        if args.latent_spread < 1:
+            raise UserError(f"--latent-spread must be at least 1, got {args.latent_spread}")
+        for key, accuracies in latent_spread(config, args.latent_spread, progress=not args.quiet).items():
+            print(f"{key:>26}: {' '.join(f'{a:.3f}' for a in accuracies)}  mean {mean(accuracies):.3f} "
+                  f"sd {stdev(accuracies) if len(accuracies) > 1 else 0.0:.3f}")
         return
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")

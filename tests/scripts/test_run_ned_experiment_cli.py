@@ -36,3 +36,10 @@ def test_threads_or_jobs_below_one_are_a_one_line_error(script, capfd):
     assert_one_line_error(code, err, "--threads must be at least 1, got 0")
     code, err = run(script, capfd, "--jobs", "0", "--set", "arms=[none]")
     assert_one_line_error(code, err, "--jobs must be at least 1, got 0")
+
+
+def test_latent_spread_needs_draws_and_finished_runs(script, tmp_path, capfd):
+    code, err = run(script, capfd, "--latent-spread", "0")
+    assert_one_line_error(code, err, "--latent-spread must be at least 1, got 0")
+    code, err = run(script, capfd, "--latent-spread", "8", "--set", f"output_dir={tmp_path / 'empty'}")
+    assert_one_line_error(code, err, "results.json is missing: the experiment has no finished runs there")
