@@ -806,7 +806,8 @@ def _statistics(values: list[float]) -> dict:
 
 
 def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
-    """results (with its summary over the seeds) to `path`, and its committed summary to config.summary_file.
+    """results (with its summary over every seed it has runs of, not only the config's: a process of
+    run_in_parallel trains one seed) to `path`, and its committed summary to config.summary_file.
     Runs of this setting that another process has written there meanwhile (e.g. `--set seeds=[1]` beside
     `--set seeds=[0]` on the same output_dir) are merged in first, under a lock, so processes can share the files."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -814,7 +815,7 @@ def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for earlier in (path, config.summary_file):
             merge_runs(results, finished_runs(earlier, results["fingerprint"], results.get("arm_fingerprints", {})))
-        results["summary"] = summarise_runs(results["runs"], config.seeds)
+        results["summary"] = summarise_runs(results["runs"], _seeds_of(results["runs"]))
         _write(path, results)
         if config.summary_file:
             _write(Path(config.summary_file), committed_summary(results))

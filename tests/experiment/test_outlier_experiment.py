@@ -412,7 +412,8 @@ def test_runs_saved_by_another_process_are_merged_not_lost(tmp_path):
                             "runs": {f"none/seed{seed}": {"code_judge_target_accuracy": 0.5 + seed / 10}},
                             "scorers": {f"scorer{seed}": {"precision": seed}}}
     _save(results(0), config, path)  # the first process finishes seed 0
-    _save(results(1), config, path)  # the second, which started before that, finishes seed 1
+    # the second, started before that on seed 1 alone (as `--set seeds=[1]` or a process of --jobs), finishes it
+    _save(results(1), replace(config, seeds=(1,)), path)
     for saved in (path, tmp_path / "summary.json"):
         assert set(json.loads(saved.read_text())["runs"]) == {"none/seed0", "none/seed1"}
     assert json.loads((tmp_path / "summary.json").read_text())["scorers"] == {"scorer0": {"precision": 0},
