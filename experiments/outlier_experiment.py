@@ -387,10 +387,11 @@ def reconstructed_windows(config: ExperimentConfig, truth_by_path: dict, train_a
                                                                                 config.emotions)
 
 
-def code_judge(config: ExperimentConfig, train_windows, clean: np.ndarray):
+def code_judge(config: ExperimentConfig, train_windows, clean: np.ndarray, train_actor: np.ndarray,
+               train_neutrals: dict[str, np.ndarray]):
     """The code judge trained on the training actors' clean windows (relative to their neutral codes where the
-    config says so), cached in output_dir/code_judge.pt."""
-    train_actor, train_neutrals = actor_neutral_codes(train_windows)
+    config says so; train_actor, train_neutrals: actor_neutral_codes of the windows), cached in
+    output_dir/code_judge.pt."""
     baselines = judge_baselines(train_neutrals, config.judge_relative)
     return cached_code_classifier(
         Path(config.output_dir) / "code_judge.pt", train_windows.codes[clean], train_windows.emotion[clean],
@@ -427,7 +428,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     train_actor, train_neutrals = actor_neutral_codes(train_windows)
     test_actor, test_neutrals = actor_neutral_codes(test_windows)  # also for networks trained relative to them
     test_baselines = judge_baselines(test_neutrals, config.judge_relative)
-    judge = code_judge(config, train_windows, clean)
+    judge = code_judge(config, train_windows, clean, train_actor, train_neutrals)
     test_baseline = np.stack([test_baselines[a] for a in test_actor])
     results["code_spread"] = code_spread(train_neutrals, train_windows.codes)
     held = clean_mask(test_windows, truth_by_path)
@@ -505,7 +506,8 @@ def latent_spread(config: ExperimentConfig, latents: int, progress: bool = True)
     truth_by_path = {truth.path: truth for truth in truths}
     _, train_windows, test_clips, test_paths, test_windows = reconstructed_windows(
         config, truth_by_path, training_actors(config, truths), progress)
-    judge = code_judge(config, train_windows, clean_mask(train_windows, truth_by_path))
+    judge = code_judge(config, train_windows, clean_mask(train_windows, truth_by_path),
+                       *actor_neutral_codes(train_windows))
     _, test_neutrals = actor_neutral_codes(test_windows)
     baselines = judge_baselines(test_neutrals, config.judge_relative)
     loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
@@ -754,11 +756,11 @@ def _rewritten_table(lambdas: str, folder: Path, weights) -> Path:
     return path
 
 
-def summarise_runs(runs: dict, seeds: tuple[int, ...]) -> dict:
-    """arm -> measure -> {"mean", "std", "values"} over the seeds that have run, arms in arm_order."""
+def summarise_runs(runs: dict) -> dict:
+    """arm -> measure -> {"mean", "std", "values"} over every seed the runs hold, in seed order, arms in arm_order."""
     summary = {}
     for arm in arm_order(_arms_of(runs)):
-        rows = [runs[run_key(arm, seed)] for seed in seeds if run_key(arm, seed) in runs]
+        rows = [runs[run_key(arm, seed)] for seed in _seeds_of(runs) if run_key(arm, seed) in runs]
         if not rows:
             continue
         summary[arm] = {measure: _statistics([r[measure] for r in rows]) for measure in rows[0]}
@@ -815,7 +817,7 @@ def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for earlier in (path, config.summary_file):
             merge_runs(results, finished_runs(earlier, results["fingerprint"], results.get("arm_fingerprints", {})))
-        results["summary"] = summarise_runs(results["runs"], _seeds_of(results["runs"]))
+        results["summary"] = summarise_runs(results["runs"])
         _write(path, results)
         if config.summary_file:
             _write(Path(config.summary_file), committed_summary(results))
@@ -835,8 +837,7 @@ def summary_table(path: str | Path | None) -> str:
     if not path.is_file():
         raise UserError(f"no experiment summary at {path}: run scripts/run_ned_experiment.py first")
     committed = json.loads(path.read_text(encoding="utf-8"))
-    seeds = _seeds_of(committed["runs"])
-    results = {"summary": summarise_runs(committed["runs"], seeds), "code_judge": committed["code_judge"],
+    results = {"summary": summarise_runs(committed["runs"]), "code_judge": committed["code_judge"],
                "runs": committed["runs"]}
     if committed.get("scorers"):
         results["scorers"] = committed["scorers"]

@@ -46,7 +46,7 @@ def test_summary_over_seeds_and_table():
     runs = {"lambda_fer/seed0": dict(zip(measures, (0.5, 0.2, 0.3, 0.9))),
             "lambda_fer/seed1": dict(zip(measures, (0.7, 0.4, 0.3, 0.8))),
             "none/seed0": dict(zip(measures, (0.4, 0.1, 0.2, 0.7)))}
-    summary = summarise_runs(runs, (0, 1))
+    summary = summarise_runs(runs)
     assert summary["lambda_fer"]["code_judge_target_accuracy"]["mean"] == pytest.approx(0.6)
     assert summary["lambda_fer"]["code_judge_target_accuracy"]["std"] == pytest.approx(0.1)
     assert summary["none"]["mouth_r"]["values"] == [0.7]
@@ -257,7 +257,7 @@ def test_arms_follow_the_scorers_and_plain_ned_alone_needs_no_lambda_table():
     with pytest.raises(UserError, match="give at least one scorer"):
         ExperimentConfig(scorers={}, arms=("oracle",)).scorers_used
     assert arm_name("mean_clip") == "NED + clip's mean lambda for all (control)"
-    summary = summarise_runs({"none/seed0": {"code_judge_target_accuracy": 0.7}}, (0,))
+    summary = summarise_runs({"none/seed0": {"code_judge_target_accuracy": 0.7}})
     text = table({"summary": summary, "code_judge": {"test_accuracy": 0.8}})  # no outlier detection without lambda
     assert "| code judge: target accuracy | 0.700 ± 0.000 |" in text and "precision" not in text
 
@@ -358,7 +358,7 @@ def test_the_committed_summary_gives_mean_and_sd_per_arm_and_its_table(tmp_path)
     runs = {"none/seed0": {"code_judge_target_accuracy": 0.6, "mouth_r": 0.9},
             "none/seed1": {"code_judge_target_accuracy": 0.8, "mouth_r": 0.9}}
     results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.79},
-               "summary": summarise_runs(runs, (0, 1))}
+               "summary": summarise_runs(runs)}
     summary = committed_summary(results)
     assert summary["arms"]["none"]["code_judge_target_accuracy_mean"] == pytest.approx(0.7)
     assert summary["arms"]["none"]["code_judge_target_accuracy_sd"] == pytest.approx(0.1)
@@ -440,7 +440,7 @@ def test_arms_are_compared_with_plain_ned_seed_by_seed(tmp_path):
     assert paired["lambda_fer"]["code_error"]["values"] == pytest.approx([-0.2, 0.1])
     assert paired["oracle"]["code_judge_target_accuracy"]["values"] == pytest.approx([0.2])  # seed 1 only
     results = {"fingerprint": "f", "runs": runs, "curves": {}, "code_judge": {"test_accuracy": 0.8},
-               "summary": summarise_runs(runs, (0, 1))}
+               "summary": summarise_runs(runs)}
     summary = committed_summary(results)
     assert summary["paired_vs_plain"]["lambda_fer"]["code_error_minus_plain_mean"] == pytest.approx(-0.05)
     path = tmp_path / "ned_lambda.json"
