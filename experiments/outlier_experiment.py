@@ -20,11 +20,13 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    without choosing between windows) and with SynthMEAD's truth as lambda (`oracle`: 0 for a true outlier, 1
    otherwise), identical otherwise. Each finished run is kept
    in output_dir/results.json and in `summary_file` (committed), and skipped when the experiment runs again.
-4. Each model translates every clean test clip to every emotion (seeded latent z). Judged by: the code judge (the
+4. Each model translates every clean test clip to every emotion, with each of `latent_draws` latents z (the same
+   for every arm of a seed; one style per emotion and draw, as an edit uses one). Judged by: the code judge (the
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
    source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
    fer2013-minixception on rendered frames (warp renderer, mouth kept; the fraction of face frames whose top class
-   is the target, and the mean probability of the target) for the first `render_clips` test clips, and, without
+   is the target, and the mean probability of the target) for the first `render_clips` test clips (first draw), and,
+   without
    a classifier, the paired code error: the mean |edited - twin| of the codes (in units of the training codes'
    per-component deviation) against the clip's SynthMEAD twin in the target emotion (same identity and speech),
    with the source's own |source - twin| as the reference (an edit that did nothing scores that).
@@ -56,6 +58,9 @@ from experiments.code_classifier import cached_code_classifier
 
 LOG = logging.getLogger(__name__)
 NO_LAMBDA, ORACLE = "none", "oracle"
+RUN_PARTS = ("runs", "curves", "run_fingerprints", "run_latent_draws", "scorers")
+"""What results.json and the committed summary keep of the finished runs, each a mapping by run key (scorers: by
+scorer name): the measures, the per-epoch learning curve, the arm's fingerprint, the latent draws judged with."""
 """The arms that need no scorer: plain NED, and SynthMEAD's truth as lambda. Every scorer S of `scorers` adds the
 arms lambda_S (its lambda) and mean_S (the control: every window at S's mean lambda)."""
 
@@ -85,7 +90,9 @@ class ExperimentConfig:
     training_config: the NED training YAML every arm uses (its data section is overridden here), with
     training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it; judge_relative / judge_hidden: the code
     judge reads codes relative to each person's mean neutral code / its GRU width; arms: which of `valid_arms` run;
-    summary_file: the committed summary (None: none), whose finished runs are skipped."""
+    summary_file: the committed summary (None: none), whose finished runs are skipped; latent_draws: how many latent
+    draws (latent_draw_seeds) each run's code measures average over (a run judged with another number is judged
+    again from its kept model, not trained again)."""
 
     data: str = "out/synthmead"
     params_cache: str = "out/synthmead_params"
@@ -103,8 +110,11 @@ class ExperimentConfig:
     judge_hidden: int = 64
     arms: tuple[str, ...] = (NO_LAMBDA, "lambda_fer", "mean_fer", ORACLE)
     summary_file: str | None = "docs/results/ned_lambda.json"
+    latent_draws: int = 8
 
     def __post_init__(self) -> None:
+        if self.latent_draws < 1:
+            raise ValueError(f"latent_draws must be at least 1, got {self.latent_draws}")
         for name in self.scorers:
             self.scorer(name)  # a UserError naming the key when a scorer's settings are wrong
         unknown = [arm for arm in self.arms if arm not in self.valid_arms]
@@ -295,59 +305,90 @@ def window_target_accuracy(nets, windows: np.ndarray, judge, seed: int = 0, base
     return float(np.mean(hits))
 
 
-def judge_model(model_path: Path, seed: int, test_clips: list, judge, config: ExperimentConfig, fer, faces,
+def latent_draw_seeds(seed: int, draws: int) -> list[int]:
+    """The torch seeds of the `draws` latents a run of `seed` is judged with: 10000 j + seed for j = 0..draws-1. The
+    same for every arm of a seed (so the arms stay paired), the first is the seed itself (the single draw the
+    measure used before `latent_draws`), and two seeds below 10000 never share one."""
+    return [10_000 * j + seed for j in range(draws)]
+
+
+def judge_model(model_path: Path, draws: list[int], test_clips: list, judge, config: ExperimentConfig, fer, faces,
                 edit_config, work: Path, twins: dict | None = None, baselines: dict | None = None,
                 neutrals: dict | None = None) -> dict[str, float]:
-    """The code judge's target accuracy (relative to baselines[actor], where given), mouth r, (on rendered frames)
-    fer's target rate and, where `twins` ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired
-    code error of one trained model; neutrals[actor]: the actor's mean neutral code, for a model trained relative
-    to it."""
+    """code_measures of one trained model over the latent `draws` (latent_draw_seeds), and fer's target rate and
+    mean p(target) on the first `config.render_clips` test clips rendered with the first draw."""
+    measures = code_measures(model_path, draws, test_clips, judge, config.emotions, twins, baselines, neutrals)
+    return measures | rendered_measures(model_path, draws[0], test_clips[:config.render_clips], config.emotions, fer,
+                                        faces, edit_config, work, neutrals)
+
+
+def code_measures(model_path: Path, draws: list[int], test_clips: list, judge, emotions: tuple[str, ...],
+                  twins: dict | None = None, baselines: dict | None = None,
+                  neutrals: dict | None = None) -> dict[str, float]:
+    """The code judge's target accuracy (relative to baselines[actor], where given), mouth r and, where `twins`
+    ((clip path, emotion) -> FaceParams of its twin) has the twin, the paired code error of one trained model, each
+    over every test clip (clip, FaceParams) translated to every emotion with each latent of `draws` (torch seeds; one
+    style per emotion and draw, as an edit uses); neutrals[actor]: the actor's mean neutral code, for a model trained
+    relative to it."""
+    from ned_outlier.manipulator.ned.inference import NedManipulator
+
+    ned = NedManipulator(model_path)
+    correct, total, mouth_r, errors, source_errors = 0, 0, [], [], []
+    scale = judge.scale.numpy()
+    for clip, params in test_clips:
+        source = clip_codes(params)
+        found = params.face_found
+        starts = [s for s in range(len(source) - 9) if found[s:s + 10].all()]
+        mouth = len(params.schema.mouth_names)
+        neutral = (neutrals or {}).get(clip.actor)
+        for emotion in emotions:
+            twin = (twins or {}).get((clip.path, emotion))
+            for draw in draws:
+                translated = ned.translate(params, ned.emotion_style(emotion, draw), neutral)
+                windows = np.stack([translated[s:s + 10] for s in starts])
+                correct += int(np.sum(judge.predict(windows, (baselines or {}).get(clip.actor))
+                                      == emotions.index(emotion)))
+                total += len(windows)
+                mouth_r.append(pearson_rows(source[found, :mouth], translated[found, :mouth]))
+                if twin is not None:
+                    error, source_error = paired_code_error(translated, clip_codes(twin), source, scale)
+                    errors.append(error)
+                    source_errors.append(source_error)
+    return {"code_judge_target_accuracy": correct / total, "mouth_r": float(np.nanmean(mouth_r)),
+            "code_error": float(np.mean(errors)) if errors else float("nan"),
+            "source_code_error": float(np.mean(source_errors)) if source_errors else float("nan")}
+
+
+def rendered_measures(model_path: Path, draw: int, clips: list, emotions: tuple[str, ...], fer, faces, edit_config,
+                      work: Path, neutrals: dict | None = None) -> dict[str, float]:
+    """fer's target rate and mean p(target) over the face frames of `clips` (clip, FaceParams) edited to every
+    emotion by one trained model (latent seed `draw`, mouth kept) and rendered with edit_config into `work`; NaN
+    for no clips."""
     from ned_outlier.manipulator.ned.inference import NedManipulator
     from ned_outlier.pipeline import FrameEditor
     from recognition.evaluate import evaluate_video, summarise
 
-    ned = NedManipulator(model_path, seed=seed)
-    correct, total, mouth_r, rendered_hits, target_probability, rendered_faces = 0, 0, [], 0.0, 0.0, 0
-    scale = judge.scale.numpy()
-    errors, source_errors = [], []
-    for number, (clip, params) in enumerate(test_clips):
-        source = clip_codes(params)
-        found = params.face_found
+    ned = NedManipulator(model_path, seed=draw)
+    hits, target_probability, faces_seen = 0.0, 0.0, 0
+    for clip, params in clips:
         neutral = (neutrals or {}).get(clip.actor)
-        for emotion in config.emotions:
-            translated = ned.translate(params, ned.emotion_style(emotion), neutral)
-            starts = [s for s in range(len(source) - 9) if found[s:s + 10].all()]
-            windows = np.stack([translated[s:s + 10] for s in starts])
-            correct += int(np.sum(judge.predict(windows, (baselines or {}).get(clip.actor))
-                                  == config.emotions.index(emotion)))
-            total += len(windows)
-            mouth = len(params.schema.mouth_names)
-            mouth_r.append(pearson_rows(source[found, :mouth], translated[found, :mouth]))
-            twin = (twins or {}).get((clip.path, emotion))
-            if twin is not None:
-                error, source_error = paired_code_error(translated, clip_codes(twin), source, scale)
-                errors.append(error)
-                source_errors.append(source_error)
-            if number < config.render_clips:
-                target = ned.target_codes(params, emotion=emotion, mouth="keep", neutral=neutral)
-                video = work / f"{clip.actor}_{clip.emotion}_{clip.clip_id}_{emotion}.mp4"
-                editor = FrameEditor(params, target, edit_config)
-                info = VideoReader(clip.path).info
-                with VideoWriter(video, info.fps, info.width, info.height) as writer:
-                    for index, frame in enumerate(VideoReader(clip.path)):
-                        writer.write(editor.render(index, frame))
-                records = evaluate_video(video, fer, faces).records
-                summary = summarise(records, fer.labels, emotion if emotion in fer.labels else None)
-                if "target_rate" in summary:
-                    rendered_hits += summary["target_rate"] * summary["with_face"]
-                    target_probability += summary["mean_probabilities"][emotion] * summary["with_face"]
-                    rendered_faces += summary["with_face"]
-                video.unlink()
-    return {"code_judge_target_accuracy": correct / total, "mouth_r": float(np.nanmean(mouth_r)),
-            "fer_target_rate": rendered_hits / rendered_faces if rendered_faces else float("nan"),
-            "fer_target_probability": target_probability / rendered_faces if rendered_faces else float("nan"),
-            "code_error": float(np.mean(errors)) if errors else float("nan"),
-            "source_code_error": float(np.mean(source_errors)) if source_errors else float("nan")}
+        for emotion in emotions:
+            target = ned.target_codes(params, emotion=emotion, mouth="keep", neutral=neutral)
+            video = work / f"{clip.actor}_{clip.emotion}_{clip.clip_id}_{emotion}.mp4"
+            editor = FrameEditor(params, target, edit_config)
+            info = VideoReader(clip.path).info
+            with VideoWriter(video, info.fps, info.width, info.height) as writer:
+                for index, frame in enumerate(VideoReader(clip.path)):
+                    writer.write(editor.render(index, frame))
+            summary = summarise(evaluate_video(video, fer, faces).records, fer.labels,
+                                emotion if emotion in fer.labels else None)
+            if "target_rate" in summary:
+                hits += summary["target_rate"] * summary["with_face"]
+                target_probability += summary["mean_probabilities"][emotion] * summary["with_face"]
+                faces_seen += summary["with_face"]
+            video.unlink()
+    return {"fer_target_rate": hits / faces_seen if faces_seen else float("nan"),
+            "fer_target_probability": target_probability / faces_seen if faces_seen else float("nan")}
 
 
 def load_twins(test_clips: list, root: Path, cache: Path, emotions: tuple[str, ...], reconstruction,
@@ -414,7 +455,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     tables = arm_tables(config, out, truths)
     fingerprint = experiment_fingerprint(config)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
-                     "runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
+                     **{part: {} for part in RUN_PARTS}}
     previous = out / "results.json"
     finished_runs(config.summary_file, fingerprint, {}, keep=True)  # a summary of another setting stops it at once
     # the scorers of this run's arms measured (again); the others' detection as the earlier files have it
@@ -446,7 +487,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     inputs = derived_inputs_fingerprint(judge, train_windows.codes, test_windows.codes)
     results["arm_fingerprints"] = {arm: arm_fingerprint(fingerprint + inputs, table) for arm, table in tables.items()}
     for earlier, keep in ((config.summary_file, True), (previous, False)):
-        merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep))
+        merge_runs(results, finished_runs(earlier, fingerprint, results["arm_fingerprints"], keep),
+                   config.latent_draws)
     runs, curves = results["runs"], results["curves"]
     hits = judge.predict(held_out, held_out_baseline) == held_out_emotion
     results["code_judge"] = {"train_windows": int(clean.sum()), "test_windows": int(held.sum()),
@@ -465,13 +507,23 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     for seed in config.seeds:
         for arm in config.arms:
             key = run_key(arm, seed)
-            if key in runs:
+            if judged(results, key, config.latent_draws):
+                continue
+            folder = run_folder(out, key, results["arm_fingerprints"][arm])
+            draws = latent_draw_seeds(seed, config.latent_draws)
+            if key in runs and (folder / "model.safetensors").is_file():
+                # judged with another number of latent draws: its kept model judged again; its rendered measures
+                # stay, as they use the first draw, the seed, whatever the number
+                runs[key] = runs[key] | code_measures(folder / "model.safetensors", draws, loaded, judge,
+                                                      config.emotions, twins, test_baselines, test_neutrals)
+                results["run_latent_draws"][key] = config.latent_draws
+                _save(results, config, previous)
                 continue
             overrides = [f"data.root={root}", f"data.cache={config.params_cache}",
                          f"data.train_actors=[{', '.join(train_actors)}]", "data.val_actors=[]",
                          f"data.lambdas={tables[arm] or 'null'}",
                          f"data.emotions=[{', '.join(config.emotions)}]", f"train.seed={seed}",
-                         f"train.output_dir={run_folder(out, key, results['arm_fingerprints'][arm])}",
+                         f"train.output_dir={folder}",
                          *config.training_overrides]
             training = load_ned_config(repo_path(config.training_config), overrides)
             trained = train_ned(training, progress=progress, evaluate=lambda nets, seed=seed: {
@@ -481,9 +533,10 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
                 "iteration": [epoch["step"] for epoch in trained.history],
                 "target_accuracy": [epoch["eval/target_accuracy"] for epoch in trained.history]}
             with tempfile.TemporaryDirectory(prefix="ned-experiment-") as work:
-                runs[key] = judge_model(trained.model_path, seed, loaded, judge, config, fer, faces, edit, Path(work),
-                                        twins, test_baselines, test_neutrals)
+                runs[key] = judge_model(trained.model_path, draws, loaded, judge, config, fer, faces, edit,
+                                        Path(work), twins, test_baselines, test_neutrals)
             results["run_fingerprints"][key] = results["arm_fingerprints"][arm]
+            results["run_latent_draws"][key] = config.latent_draws
             _save(results, config, previous)
     _save(results, config, previous)
     if curves:
@@ -493,8 +546,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
 
 def latent_spread(config: ExperimentConfig, latents: int, progress: bool = True) -> dict[str, list[float]]:
     """run key -> the code judge's target accuracy of that finished run's model (output_dir/results.json) with each
-    of the latent draws 0..latents-1 (the same draws for every run; a run's own seed is the draw its end-of-run
-    measure used), without rendering: how much of a run's measure is its one latent draw rather than its model."""
+    of its first `latents` latent draws (latent_draw_seeds; with the config's latent_draws their mean is the run's
+    measure), without rendering: how much of a run's measure is its latent draws rather than its model."""
     from tqdm.auto import tqdm
 
     root, out = Path(config.data), Path(config.output_dir)
@@ -511,23 +564,24 @@ def latent_spread(config: ExperimentConfig, latents: int, progress: bool = True)
     _, test_neutrals = actor_neutral_codes(test_windows)
     baselines = judge_baselines(test_neutrals, config.judge_relative)
     loaded = [(clip, FaceParams.load(path)) for clip, path in zip(test_clips, test_paths) if path is not None]
-    unrendered = replace(config, render_clips=0)
     spread = {}
     for key in tqdm(sorted(results["runs"]), desc="judge runs again", disable=not progress):
         model = run_folder(out, key, results["run_fingerprints"][key]) / "model.safetensors"
         if not model.is_file():
             LOG.warning("run %s: its model %s is missing: not judged again", key, model)
             continue
-        spread[key] = [judge_model(model, draw, loaded, judge, unrendered, None, None, None, out, None, baselines,
-                                   test_neutrals)["code_judge_target_accuracy"] for draw in range(latents)]
+        spread[key] = [code_measures(model, [draw], loaded, judge, config.emotions, None, baselines,
+                                     test_neutrals)["code_judge_target_accuracy"]
+                       for draw in latent_draw_seeds(_seed_of(key), latents)]
     return spread
 
 
 def pending_runs(config: ExperimentConfig, finished: dict) -> list[ExperimentConfig]:
-    """One config (one arm, one seed) per run of `config` not among `finished` (results' runs), seed by seed, so
-    that the runs a stopped experiment has done are whole seeds of every arm, each paired with plain NED's."""
+    """One config (one arm, one seed) per run of `config` that `finished` (results, RUN_PARTS) has not judged with
+    the config's latent draws (to train, or to judge again), seed by seed, so that the runs a stopped experiment has
+    done are whole seeds of every arm, each paired with plain NED's."""
     return [replace(config, arms=(arm,), seeds=(seed,)) for seed in config.seeds for arm in config.arms
-            if run_key(arm, seed) not in finished]
+            if not judged(finished, run_key(arm, seed), config.latent_draws)]
 
 
 def run_in_parallel(config: ExperimentConfig, jobs: int, threads: int = 1, progress: bool = True) -> dict:
@@ -541,8 +595,7 @@ def run_in_parallel(config: ExperimentConfig, jobs: int, threads: int = 1, progr
 
     from tqdm.auto import tqdm
 
-    finished = run_experiment(replace(config, seeds=()), progress)["runs"]
-    todo = pending_runs(config, finished)
+    todo = pending_runs(config, run_experiment(replace(config, seeds=()), progress))
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
         running = {pool.submit(_run_alone, job, threads): run_key(job.arms[0], job.seeds[0]) for job in todo}
         for done in tqdm(as_completed(running), total=len(running), desc=f"runs, {jobs} at once",
@@ -639,12 +692,13 @@ def arm_fingerprint(fingerprint: str, table: str | Path | None) -> str:
 
 def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: dict[str, str],
                   keep: bool = False) -> dict:
-    """{"runs", "curves", "run_fingerprints", "scorers"} of the results file at `path` (results.json or the committed
-    summary) made with this experiment fingerprint, less the runs of an arm of `arm_fingerprints` made with another
+    """The RUN_PARTS of the results file at `path` (results.json or the committed summary) made with this experiment
+    fingerprint, less the runs of an arm of `arm_fingerprints` made with another
     lambda table, reconstruction or judge (runs of arms not in it are kept as they are); empty when the file is
     missing, and with a warning when it or a run is of another setting, or, with `keep` (a file that must not be
-    overwritten: the committed summary), a UserError."""
-    empty = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": {}}
+    overwritten: the committed summary), a UserError. A run of a file from before `latent_draws` was judged with
+    one draw."""
+    empty = {part: {} for part in RUN_PARTS}
     if not path or not Path(path).is_file():
         return empty
     earlier = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -654,7 +708,7 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
                             "own file (--set summary_file=PATH, or null for none) or remove that one")
         LOG.warning("%s holds runs of another setting (data or configs differ): not reused", path)
         return empty
-    kept = {"runs": {}, "curves": {}, "run_fingerprints": {}, "scorers": dict(earlier.get("scorers") or {})}
+    kept = {**empty, "scorers": dict(earlier.get("scorers") or {})}
     stored = earlier.get("run_fingerprints", {})
     for key, run in earlier.get("runs", {}).items():
         arm = _arm_of(key)
@@ -668,17 +722,29 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
             continue
         kept["runs"][key] = run
         kept["run_fingerprints"][key] = stored.get(key)
+        kept["run_latent_draws"][key] = earlier.get("run_latent_draws", {}).get(key, 1)
         if key in earlier.get("curves", {}):
             kept["curves"][key] = earlier["curves"][key]
     return kept
 
 
-def merge_runs(results: dict, earlier: dict) -> None:
-    """Add finished_runs' runs, curves, run fingerprints and scorers' outlier detection to `results`, keeping those
-    it already has."""
-    for part in ("runs", "curves", "run_fingerprints", "scorers"):
+def merge_runs(results: dict, earlier: dict, latent_draws: int) -> None:
+    """Add finished_runs' RUN_PARTS to `results`, keeping those it already has, except a run `results` has judged
+    with another number of latent draws than `latent_draws` and `earlier` with that number (another process judged
+    it again meanwhile), which `earlier`'s replaces."""
+    stale = [key for key in earlier["runs"] if judged(earlier, key, latent_draws) and key in results.get("runs", {})
+             and not judged(results, key, latent_draws)]
+    for part in RUN_PARTS:
         for key, value in earlier[part].items():
-            results.setdefault(part, {}).setdefault(key, value)
+            if key in stale:
+                results.setdefault(part, {})[key] = value
+            else:
+                results.setdefault(part, {}).setdefault(key, value)
+
+
+def judged(results: dict, key: str, latent_draws: int) -> bool:
+    """Whether `results` (RUN_PARTS) has run `key`, judged with `latent_draws` latent draws."""
+    return key in results.get("runs", {}) and results.get("run_latent_draws", {}).get(key, 1) == latent_draws
 
 
 def committed_summary(results: dict) -> dict:
@@ -697,7 +763,8 @@ def committed_summary(results: dict) -> dict:
             "code_judge": results["code_judge"], "scorers": results.get("scorers") or None,
             "code_spread": results.get("code_spread"), "code_directions": results.get("code_directions"),
             "runs": results["runs"], "curves": results["curves"],
-            "run_fingerprints": results.get("run_fingerprints", {})}
+            "run_fingerprints": results.get("run_fingerprints", {}),
+            "run_latent_draws": results.get("run_latent_draws", {})}
 
 
 def write_learning_curves(curves: dict, n_emotions: int, path: Path) -> Path:
@@ -798,9 +865,14 @@ def _arms_of(runs: dict) -> set[str]:
     return {_arm_of(key) for key in runs}
 
 
+def _seed_of(key: str) -> int:
+    """The seed of a run keyed "<arm>/seed<N>" (run_key's inverse, second half)."""
+    return int(key.rsplit("/seed", 1)[1])
+
+
 def _seeds_of(runs: dict) -> tuple[int, ...]:
     """The seeds of runs keyed "<arm>/seed<N>"."""
-    return tuple(sorted({int(key.rsplit("/seed", 1)[1]) for key in runs}))
+    return tuple(sorted({_seed_of(key) for key in runs}))
 
 
 def _statistics(values: list[float]) -> dict:
@@ -816,7 +888,8 @@ def _save(results: dict, config: ExperimentConfig, path: Path) -> None:
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for earlier in (path, config.summary_file):
-            merge_runs(results, finished_runs(earlier, results["fingerprint"], results.get("arm_fingerprints", {})))
+            merge_runs(results, finished_runs(earlier, results["fingerprint"], results.get("arm_fingerprints", {})),
+                       config.latent_draws)
         results["summary"] = summarise_runs(results["runs"])
         _write(path, results)
         if config.summary_file:

@@ -10,7 +10,8 @@ the same data and configs).
     python scripts/run_ned_experiment.py --set "arms=[none]" --set "seeds=[0]" \
         --set output_dir=out/ned_plain --set summary_file=null  # plain NED's learning curve alone (no scoring)
     python scripts/run_ned_experiment.py --report              # the table of docs/results/ned_lambda.json
-    python scripts/run_ned_experiment.py --latent-spread 8     # each finished run judged with 8 latent draws
+    python scripts/run_ned_experiment.py --latent-spread 8     # each finished run's first 8 latent draws, one by
+                                                               # one (their mean: the run's measure)
 
 SynthMEAD and each scorer's lambda table are made first where they do not exist yet (the same as
 `python scripts/make_synthmead.py --out out/synthmead` and `python scripts/score_outliers.py out/synthmead --out
@@ -56,9 +57,9 @@ def parse_args(argv):
     parser.add_argument("--report", action="store_true",
                         help="print the table of the config's summary_file (docs/results/ned_lambda.json) and stop")
     parser.add_argument("--latent-spread", type=int, default=None, metavar="K",
-                        help="judge every finished run of OUTPUT_DIR/results.json again with each of the latent "
-                             "draws 0..K-1 (codes only, no rendering), print the accuracies and stop: how much of a "
-                             "run's measure is its one latent draw")
+                        help="judge every finished run of OUTPUT_DIR/results.json again with each of its first K "
+                             "latent draws alone (codes only, no rendering), print the accuracies and stop: how much "
+                             "of a run's measure, which averages the config's latent_draws, is its draws")
     return parser.parse_args(argv)
 
 

@@ -331,8 +331,11 @@ def test_parallel_runs_are_the_pending_ones_seed_by_seed():
     from experiments.outlier_experiment import ExperimentConfig, pending_runs
 
     config = ExperimentConfig(arms=("none", "oracle"), seeds=(0, 1), output_dir="out/x")
-    jobs = pending_runs(config, {"none/seed0": {}, "oracle/seed2": {}})
+    finished = {"runs": {"none/seed0": {}, "oracle/seed2": {}, "oracle/seed1": {}},
+                "run_latent_draws": {"none/seed0": 8, "oracle/seed2": 8, "oracle/seed1": 1}}
+    jobs = pending_runs(config, finished)  # oracle/seed1 was judged with one draw: judged again
     assert [(job.arms, job.seeds) for job in jobs] == [(("oracle",), (0,)), (("none",), (1,)), (("oracle",), (1,))]
+    assert pending_runs(replace(config, latent_draws=1), finished)[-1].arms == ("none",)
     assert {job.output_dir for job in jobs} == {"out/x"}  # one folder, whose results every process merges
 
 
@@ -498,3 +501,66 @@ def test_run_keys_read_back_as_their_arm_and_seed():
     keys = {run_key(arm, seed): {} for arm in ("none", "mean_seedless") for seed in (0, 11)}
     assert {_arm_of(key) for key in keys} == {"none", "mean_seedless"}
     assert _seeds_of(keys) == (0, 11)
+
+
+def test_a_runs_latent_draws_are_its_seed_first_and_never_another_seeds():
+    from experiments.outlier_experiment import ExperimentConfig, latent_draw_seeds
+
+    assert latent_draw_seeds(0, 3) == [0, 10_000, 20_000]
+    assert latent_draw_seeds(2, 2) == [2, 10_002]
+    assert set(latent_draw_seeds(1, 50)).isdisjoint(latent_draw_seeds(2, 50))
+    with pytest.raises(ValueError, match="latent_draws must be at least 1"):
+        ExperimentConfig(latent_draws=0)
+
+
+def test_code_measures_average_over_the_latent_draws(tmp_path):
+    """Every draw translates every clip to every emotion with equally many windows, so two draws give the mean of
+    each alone; the draws differ, so a measure that ignored all but one would fail."""
+    from types import SimpleNamespace
+
+    from ned_outlier.manipulator.ned.checkpoint import save_ned
+    from ned_outlier.manipulator.ned.networks import NedNetworks
+    from experiments.outlier_experiment import code_measures
+    from tests.manipulator.test_ned_inference import EMOTIONS, SCHEMA, SMALL, source_params
+
+    torch.manual_seed(0)
+    channels = len(SCHEMA.mouth_names) + len(SCHEMA.expression_names)
+    model = save_ned(NedNetworks(channels, len(EMOTIONS), SMALL), tmp_path / "ned.safetensors", SCHEMA, EMOTIONS)
+
+    class FirstComponents:
+        """A judge: the emotion whose component is the largest in the window's mean code."""
+        scale = torch.ones(channels)
+
+        def predict(self, windows, baseline=None):
+            return np.argmax(windows.mean(axis=1)[:, :len(EMOTIONS)], axis=1)
+
+    clips = [(SimpleNamespace(actor="A", path=tmp_path / f"{n}.mp4"), source_params(seed=n)) for n in range(2)]
+    twins = {(clip.path, emotion): source_params(seed=5) for clip, _ in clips for emotion in EMOTIONS}
+    measures = {tuple(draws): code_measures(model, list(draws), clips, FirstComponents(), EMOTIONS, twins)
+                for draws in ((3,), (4,), (3, 4))}
+    assert measures[(3,)]["code_error"] != measures[(4,)]["code_error"]
+    for name in ("code_judge_target_accuracy", "code_error", "mouth_r"):
+        assert measures[(3, 4)][name] == pytest.approx((measures[(3,)][name] + measures[(4,)][name]) / 2)
+    assert measures[(3, 4)]["source_code_error"] == pytest.approx(measures[(3,)]["source_code_error"])
+
+
+def test_a_run_judged_again_by_another_process_replaces_the_stale_one(tmp_path):
+    """A worker that loaded a run judged with one draw saves after another worker judged it with eight: the eight
+    stay. A run of a file from before `latent_draws` counts as judged with one."""
+    from experiments.outlier_experiment import finished_runs, judged, merge_runs
+
+    def results(value, draws):
+        return {"runs": {"none/seed0": {"m": value}}, "curves": {}, "run_fingerprints": {"none/seed0": "a"},
+                "run_latent_draws": {"none/seed0": draws}, "scorers": {}}
+
+    mine = results(0.5, 1)
+    merge_runs(mine, results(0.6, 8), latent_draws=8)
+    assert mine["runs"]["none/seed0"] == {"m": 0.6} and judged(mine, "none/seed0", 8)
+    merge_runs(mine, results(0.7, 8), latent_draws=8)  # both judged alike: the own one stays
+    merge_runs(mine, results(0.4, 1), latent_draws=8)  # an older judgement never replaces a newer one
+    assert mine["runs"]["none/seed0"] == {"m": 0.6}
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps({"fingerprint": "f", "runs": {"none/seed0": {"m": 0.3}},
+                               "run_fingerprints": {"none/seed0": "a"}}))
+    earlier = finished_runs(old, "f", {"none": "a"})
+    assert earlier["run_latent_draws"] == {"none/seed0": 1} and not judged(earlier, "none/seed0", 8)

@@ -170,3 +170,12 @@ def test_a_relative_checkpoint_reads_codes_minus_the_persons_neutral(tmp_path):
     assert not old.nets.relative_to_neutral
     torch.testing.assert_close(old.nets.translate(windows, style, torch.ones(1, M + E)), old.nets.translate(windows,
                                                                                                           style))
+
+
+def test_a_style_is_drawn_with_the_seed_given_or_the_manipulators(tmp_path):
+    torch.manual_seed(0)
+    path = save_ned(NedNetworks(M + E, len(EMOTIONS), SMALL), tmp_path / "ned.safetensors", SCHEMA, EMOTIONS)
+    ned, other = NedManipulator(path, seed=3), NedManipulator(path, seed=5)
+    torch.testing.assert_close(ned.emotion_style("sad", seed=5), other.emotion_style("sad"))
+    torch.testing.assert_close(ned.emotion_style("sad", seed=None), NedManipulator(path, seed=3).emotion_style("sad"))
+    assert not torch.allclose(ned.emotion_style("sad"), other.emotion_style("sad"))

@@ -77,11 +77,13 @@ class NedManipulator:
         self.checkpoint, self.seed, self.device = Path(checkpoint), seed, device
 
     @torch.no_grad()
-    def emotion_style(self, emotion: str) -> torch.Tensor:
-        """(1, S) style of `emotion` from the seeded latent; UserError when the checkpoint has no such head."""
+    def emotion_style(self, emotion: str, seed: int | None = None) -> torch.Tensor:
+        """(1, S) style of `emotion` from the latent drawn with `seed` (default: the manipulator's); UserError when
+        the checkpoint has no such head."""
         if emotion not in self.emotions:
             raise UserError(f"the NED checkpoint {self.checkpoint} knows {', '.join(self.emotions)}, not {emotion!r}")
-        z = torch.randn(1, self.nets.config.latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        z = torch.randn(1, self.nets.config.latent_dim, generator=generator)
         return self.nets.mapping(z.to(self.device), torch.tensor([self.emotions.index(emotion)], device=self.device))
 
     def _neutral(self, params: FaceParams, neutral: np.ndarray | None) -> torch.Tensor | None:
