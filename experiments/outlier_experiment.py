@@ -25,11 +25,10 @@ Steps (each result kept in output_dir, so an interrupted run resumes):
    fraction of translated windows classified as the target), mouth preservation (Pearson r over time between the
    source's and the generator's mouth code, mouth="edit" so that the generator's own mouth is measured), and
    fer2013-minixception on rendered frames (warp renderer, mouth kept; the fraction of face frames whose top class
-   is the target, and the mean probability of the target) for the first `render_clips` test clips (first draw), and,
-   without
-   a classifier, the paired code error: the mean |edited - twin| of the codes (in units of the training codes'
-   per-component deviation) against the clip's SynthMEAD twin in the target emotion (same identity and speech),
-   with the source's own |source - twin| as the reference (an edit that did nothing scores that).
+   is the target, and the mean probability of the target) for the first `render_clips` test clips (with the first
+   draw), and, without a classifier, the paired code error: the mean |edited - twin| of the codes (in units of the
+   training codes' per-component deviation) against the clip's SynthMEAD twin in the target emotion (same identity
+   and speech), with the source's own |source - twin| as the reference (an edit that did nothing scores that).
 Reported: mean and standard deviation over the seeds for each arm.
 """
 
@@ -58,11 +57,11 @@ from experiments.code_classifier import cached_code_classifier
 
 LOG = logging.getLogger(__name__)
 NO_LAMBDA, ORACLE = "none", "oracle"
+"""The arms that need no scorer: plain NED, and SynthMEAD's truth as lambda. Every scorer S of `scorers` adds the
+arms lambda_S (its lambda) and mean_S (the control: every window at S's mean lambda)."""
 RUN_PARTS = ("runs", "curves", "run_fingerprints", "run_latent_draws", "scorers")
 """What results.json and the committed summary keep of the finished runs, each a mapping by run key (scorers: by
 scorer name): the measures, the per-epoch learning curve, the arm's fingerprint, the latent draws judged with."""
-"""The arms that need no scorer: plain NED, and SynthMEAD's truth as lambda. Every scorer S of `scorers` adds the
-arms lambda_S (its lambda) and mean_S (the control: every window at S's mean lambda)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class ExperimentConfig:
     judge_hidden: int = 64
     arms: tuple[str, ...] = (NO_LAMBDA, "lambda_fer", "mean_fer", ORACLE)
     summary_file: str | None = "docs/results/ned_lambda.json"
-    latent_draws: int = 8
+    latent_draws: int = 32
 
     def __post_init__(self) -> None:
         if self.latent_draws < 1:
