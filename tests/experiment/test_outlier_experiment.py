@@ -330,7 +330,7 @@ def test_runs_pair_only_with_runs_made_from_the_same_reconstructions_and_judge()
 def test_parallel_runs_are_the_pending_ones_seed_by_seed():
     from experiments.outlier_experiment import ExperimentConfig, pending_runs
 
-    config = ExperimentConfig(arms=("none", "oracle"), seeds=(0, 1), output_dir="out/x")
+    config = ExperimentConfig(arms=("none", "oracle"), seeds=(0, 1), output_dir="out/x", latent_draws=8)
     finished = {"runs": {"none/seed0": {}, "oracle/seed2": {}, "oracle/seed1": {}},
                 "run_latent_draws": {"none/seed0": 8, "oracle/seed2": 8, "oracle/seed1": 1}}
     jobs = pending_runs(config, finished)  # oracle/seed1 was judged with one draw: judged again
