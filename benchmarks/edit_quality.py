@@ -195,13 +195,13 @@ def tail_clip(video: Path, start: int, out: Path) -> Path:
     return out
 
 
-def reencode(video: Path, out: Path) -> Path:
-    """`video` decoded and encoded again as the editor writes its output (VideoWriter's default settings)."""
+def reencode(video: Path, out: Path, encoder) -> Path:
+    """`video` decoded and encoded again as the editor writes its output (the edit config's `encoder` settings)."""
     from ned_outlier.io.video import VideoReader, VideoWriter
 
     reader = VideoReader(video)
     info = reader.info
-    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video) as writer:
+    with VideoWriter(out, info.fps, info.width, info.height, audio_from=video, encoder=encoder) as writer:
         for frame in reader:
             writer.write(frame)
     return out
@@ -427,7 +427,7 @@ def run_clip(name: str, args, tools: dict, digests: dict) -> None:
         return
 
     subsets = subset_frames(params, source_records, judges)
-    codec = measure_videos(video, reencode(video, folder / "source_reencode.mp4"), face_regions(params))
+    codec = measure_videos(video, reencode(video, folder / "source_reencode.mp4", config.encoder), face_regions(params))
     header = {"clip": name, "video": str(video), "video_name": Path(video).name, "frames": params.num_frames,
               "face_frames": int(params.face_found.sum()),
               "hand_frames": int((params.mouth_occluded & params.face_found).sum()),

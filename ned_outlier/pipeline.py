@@ -19,7 +19,7 @@ from ned_outlier.config import load_config, repo_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import ensure_not_input
 from ned_outlier.io.image import PhotoWriter, is_image
-from ned_outlier.io.video import VideoReader, VideoWriter
+from ned_outlier.io.video import EncoderConfig, VideoReader, VideoWriter
 from ned_outlier.manipulator.facs import FacsConfig, FacsManipulator, TargetCodes
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.edit_basis import EditBasisConfig, EditGeometry
@@ -49,6 +49,7 @@ class EditConfig:
     edit_basis: EditBasisConfig = field(default_factory=EditBasisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     temporal_sigma: float = 2.0
 
     def __post_init__(self) -> None:
@@ -403,7 +404,8 @@ def edit_video(
         editors[-1].prepare(reader, progress=progress)
     frames = 0
     times = reader.frame_times()  # a variable-frame-rate source keeps its timestamps (and its audio in sync)
-    with open_output(out, info, video, times) as writer, _PreviewWriter(preview, info, video, times) as side_by_side:
+    with (open_output(out, info, video, config.encoder, times) as writer,
+          _PreviewWriter(preview, info, video, config.encoder, times) as side_by_side):
         description = "edit" if len(editors) == 1 else f"edit {len(editors)} faces"
         for index, frame in enumerate(tqdm(reader, total=faces[0].num_frames, desc=description, disable=not progress)):
             result = frame
@@ -476,20 +478,22 @@ def cut_donor_patches(reader: VideoReader, params: FaceParams, donors: np.ndarra
     return patches
 
 
-def open_output(path: str | Path, info, audio_from: str | Path, times=None, width: int | None = None):
+def open_output(path: str | Path, info, audio_from: str | Path, encoder: EncoderConfig, times=None,
+                width: int | None = None):
     """The writer of an edit's output `path`: a PhotoWriter for an image suffix (a photo's edit), else a VideoWriter
-    at the source's rate (`info`), with `audio_from`'s audio and the source's frame `times`; `width`: another frame
-    width than the source's (the side-by-side preview)."""
+    at the source's rate (`info`) with `encoder`'s settings, `audio_from`'s audio and the source's frame `times`;
+    `width`: another frame width than the source's (the side-by-side preview)."""
     if is_image(Path(path)):
         return PhotoWriter(path)
-    return VideoWriter(path, info.fps, width or info.width, info.height, audio_from=audio_from, times=times)
+    return VideoWriter(path, info.fps, width or info.width, info.height, audio_from=audio_from, encoder=encoder,
+                       times=times)
 
 
 class _PreviewWriter:
     """Original | edited, side by side (with the source's audio, for a video); a no-op when `path` is None."""
 
-    def __init__(self, path, info, audio_from, times=None):
-        self._writer = None if path is None else open_output(path, info, audio_from, times, 2 * info.width)
+    def __init__(self, path, info, audio_from, encoder: EncoderConfig, times=None):
+        self._writer = None if path is None else open_output(path, info, audio_from, encoder, times, 2 * info.width)
 
     def write(self, original: np.ndarray, edited: np.ndarray) -> None:
         if self._writer is not None:

@@ -15,6 +15,7 @@ from ned_outlier.assets import asset_path
 from ned_outlier.errors import UserError
 from ned_outlier.io import VideoReader, VideoWriter, atomic_output, ensure_not_input
 from ned_outlier.io.atomic import claim_outputs, output_folder
+from ned_outlier.io.video import EncoderConfig
 
 
 def make_frames(count: int, height: int, width: int) -> list[np.ndarray]:
@@ -254,7 +255,7 @@ def test_writer_rejects_wrong_frames(tmp_path):
 
 def test_ffmpeg_failure_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="ffmpeg failed writing .*preset"):
-        write_video(tmp_path / "out.mp4", make_frames(3, 48, 64), preset="no-such-preset")
+        write_video(tmp_path / "out.mp4", make_frames(3, 48, 64), encoder=EncoderConfig(preset="no-such-preset"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -453,3 +454,15 @@ def test_a_variable_frame_rate_video_keeps_its_timestamps_and_its_audio_in_sync(
 
 def test_a_constant_rate_video_has_no_frame_times(tmp_path, testsrc):
     assert VideoReader(testsrc(tmp_path / "cfr.mp4", "-c:v", "libx264")).frame_times() is None
+
+
+def test_the_encoders_crf_sets_how_much_detail_is_kept(tmp_path):
+    rng = np.random.default_rng(0)
+    # grey noise: all detail, none of it in the chroma that yuv420p halves
+    frames = [np.repeat(rng.integers(0, 256, (48, 64, 1), dtype=np.uint8), 3, axis=2) for _ in range(3)]
+    errors, sizes = {}, {}
+    for crf in (10, 30):
+        path = write_video(tmp_path / f"crf{crf}.mp4", frames, encoder=EncoderConfig(crf=crf))
+        errors[crf] = np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(read_all(path), frames)])
+        sizes[crf] = path.stat().st_size
+    assert errors[10] < 0.5 * errors[30] and sizes[10] > sizes[30]
