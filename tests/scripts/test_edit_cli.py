@@ -521,3 +521,18 @@ def test_a_reference_without_a_face_is_named(script, capfd, clip, saved_params, 
                     "--quiet")
     assert_one_line_error(code, err, f"{reference}: no face found")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_edit_configs_encoder_writes_the_output_and_its_preview(script, capfd, clip, saved_params, tmp_path):
+    params, _ = saved_params
+    sizes = {}
+    for crf in (8, 40):
+        config = tmp_path / f"crf{crf}.yaml"
+        config.write_text((REPO / "configs" / "edit" / "default.yaml").read_text()
+                          .replace("crf: 16 ", f"crf: {crf} "))  # the shipped setting, one number changed
+        out = tmp_path / f"crf{crf}.mp4"
+        code, err = run(script, capfd, clip, "--emotion", "sad", "--params", params, "--config", config,
+                        "--out", out, "--preview", "--quiet")
+        assert code == 0, err
+        sizes[crf] = out.stat().st_size, (tmp_path / f"crf{crf}_preview.mp4").stat().st_size
+    assert sizes[8][0] > 2 * sizes[40][0] and sizes[8][1] > 2 * sizes[40][1]
