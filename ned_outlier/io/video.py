@@ -51,6 +51,10 @@ class EncoderConfig:
     crf: int = 16
     preset: str = "veryfast"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ValueError(f"encoder.crf must be an integer from 0 to 51 (lower keeps more detail), got {self.crf!r}")
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -416,13 +416,15 @@ def test_a_full_disk_while_saving_params_is_one_line(script, capfd, tmp_path, te
                                                                   "(it has happy)"]),
     (["--emotion", "sad", "--config", "{tmp}/sigma.yaml"], ["sigma.yaml", "temporal_sigma must be >= 0", "-5"]),
     (["--emotion", "sad", "--config", "{tmp}/strength.yaml"], ["strength.yaml", "facs.strength must be >= 0", "-40"]),
+    (["--emotion", "sad", "--config", "{tmp}/crf.yaml"], ["crf.yaml", "encoder.crf must be an integer from 0 to 51",
+                                                           "60"]),
     (["--emotion", "sad", "--out", "{tmp}/o.jpg"], ["--out", "o.jpg is a photo", "a_preview.mp4 is a video", ".mp4"]),
     (["--emotion", "sad", "--face", "all", "--save-params", "{tmp}/p.npz"], ["--face all", "a params file holds one"]),
     (["--emotion", "sad", "--face", "everyone"], ["--face must be 'largest', 'all' or a track id", "'everyone'"]),
 ], ids=["save-params-folder-missing", "save-params-is-a-folder", "save-params-is-the-input", "input-is-the-preview",
         "reference-missing", "checkpoint-is-a-folder", "config-without-facs", "config-without-the-emotion",
-        "negative-temporal-sigma", "negative-strength", "photo-out-of-a-video", "all-faces-into-one-params-file",
-        "unknown-face"])
+        "negative-temporal-sigma", "negative-strength", "crf-out-of-range", "photo-out-of-a-video",
+        "all-faces-into-one-params-file", "unknown-face"])
 def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, testsrc, monkeypatch, argv, fragments):
     """Each refused before the reconstruction starts (here it would fail the test) and before writing anything."""
     from ned_outlier.reconstruction import reconstructor
@@ -436,7 +438,7 @@ def test_bad_arguments_are_refused_before_any_work(script, capfd, tmp_path, test
     folder.mkdir()
     (folder / "ned.safetensors").write_bytes(b"")
     configs = {"no_facs": "temporal_sigma: 2.0\n", "happy_only": "facs:\n  emotions:\n    happy: {AU12: 1.0}\n",
-               "sigma": "temporal_sigma: -5\n", "strength": "facs:\n  strength: -40\n"}
+               "sigma": "temporal_sigma: -5\n", "strength": "facs:\n  strength: -40\n", "crf": "encoder:\n  crf: 60\n"}
     for name, text in configs.items():
         (tmp_path / f"{name}.yaml").write_text(text)
     names = {"missing": tmp_path / "missing", "folder": folder, "video": video, "tmp": tmp_path}
