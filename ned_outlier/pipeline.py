@@ -38,6 +38,12 @@ from ned_outlier.renderer.warp import local_move_scales, warp_face
 DEFAULT_EDIT_CONFIG = "configs/edit/default.yaml"  # found by ned_outlier.config.repo_path
 LIP_PAIRS = np.array(INNER_LIP_PAIRS)  # (9, 2) upper and lower inner-lip vertex ids
 FOLD_LIMITED = 0.95  # a frame counts as fold-limited when part of its change was scaled below this factor
+# An edit's output keeps more of the source's detail than x264's customary crf 18 (EncoderConfig's default):
+# `python benchmarks/encoder.py` (each packaged clip re-encoded; face sharpness = mean |Laplacian| inside the face,
+# re-encode / source), on the Pexels clip at preset veryfast: crf 18 0.943 at 1.79 MB, crf 16 0.974 at 2.35 MB, crf
+# 15 0.987 at 2.68 MB, each in 2.2-2.7 s; medium at crf 18 keeps 0.979 but takes 6.3 s, which the edit's frame rate
+# would pay (the webcam clip: 1.000 at 18, 1.021 at 16). configs/edit/default.yaml says the same.
+EDIT_CRF = 16
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class EditConfig:
     edit_basis: EditBasisConfig = field(default_factory=EditBasisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(crf=EDIT_CRF))
     temporal_sigma: float = 2.0
 
     def __post_init__(self) -> None:

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from ned_outlier.compose.blend import hull_mask
-from ned_outlier.pipeline import FrameEditor, load_edit_config, smooth_limits, target_codes
+from ned_outlier.io.video import EncoderConfig
+from ned_outlier.pipeline import EditConfig, FrameEditor, load_edit_config, smooth_limits, target_codes
 from ned_outlier.reconstruction.au_model import load_au_model
 from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
 from ned_outlier.reconstruction.topology import OUTER_LIPS
@@ -87,3 +88,9 @@ def test_a_hand_flagged_at_the_mouth_but_not_outlined_holds_the_lips_still():
     unheld = dataclasses.replace(config, occlusion=dataclasses.replace(config.occlusion, unseen_reach=0.0))
     moved = FrameEditor(params, target, unheld).render(0, frame)
     assert (moved[around_lips] != frame[around_lips]).any(axis=1).mean() > 0.05  # without the hold the lips moved
+
+
+def test_an_edit_is_encoded_finer_than_other_videos_whether_or_not_its_config_says_so():
+    shipped, without_section = load_edit_config().encoder, EditConfig().encoder  # an older config: no encoder section
+    assert shipped == without_section
+    assert shipped.crf < EncoderConfig().crf  # SynthMEAD's clips and the others keep the writer's default

@@ -41,14 +41,12 @@ class EncoderConfig:
     """libx264 settings of a written video: `crf` (constant rate factor, 0-51: lower keeps more detail in a larger
     file) and `preset` (x264's speed against compression: veryfast, faster, fast, medium, ...).
 
-    crf 16 rather than x264's customary 18: `python benchmarks/encoder.py` (each packaged clip re-encoded; face
-    sharpness = mean |Laplacian| inside the face, re-encode / source) measured on the Pexels clip veryfast crf 18:
-    0.943 at 1.79 MB, crf 16: 0.974 at 2.35 MB, crf 15: 0.987 at 2.68 MB, each in 2.2-2.7 s; medium at crf 18 keeps
-    0.979 but takes 6.3 s, a cost the edit's frame rate would pay (the webcam clip: 1.000 at 18, 1.021 at 16). An
-    edit should lose no more of the source's detail than its warp must, so 16.
+    The default is x264's customary crf 18, which every writer but the edit's keeps (SynthMEAD's clips among them,
+    whose bytes the outlier experiment fingerprints). An edit is written at its config's `encoder`
+    (configs/edit/default.yaml: crf 16, chosen there by `python benchmarks/encoder.py`).
     """
 
-    crf: int = 16
+    crf: int = 18
     preset: str = "veryfast"
 
     def __post_init__(self) -> None:
