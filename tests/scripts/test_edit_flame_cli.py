@@ -77,9 +77,10 @@ def test_flame_codes_are_edited_by_ned_and_drawn_by_the_neural_renderer(capfd, f
     code, err = edit(capfd, flame_run, tmp_path / "sad.mp4", "sad")
     assert code == 0, err
     sad = list(VideoReader(tmp_path / "sad.mp4"))
-    # another emotion, other codes, another mesh: the untrained stand-ins' two targets differ only slightly (0.29 grey
-    # levels on an AMD EPYC, more elsewhere: how many edge pixels of the mesh flip varies), an ignored target by 0
-    assert np.abs(sad[0].astype(int) - happy[0])[inner].mean() > 0.1
+    # another emotion, other codes, another mesh: the untrained stand-ins' two targets differ only slightly (0.08 grey
+    # levels on an AMD EPYC with the edit's crf 16, 0.29 at crf 18, more elsewhere: how many edge pixels of the mesh
+    # flip varies, and how the codec rounds them), an ignored target by exactly 0 (the encoder is deterministic)
+    assert np.abs(sad[0].astype(int) - happy[0])[inner].mean() > 0.02
 
 
 def test_without_the_landmark_embedding_the_edit_names_it_before_writing(capfd, flame_run, tmp_path, monkeypatch):
