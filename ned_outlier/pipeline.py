@@ -38,11 +38,9 @@ from ned_outlier.renderer.warp import local_move_scales, warp_face
 DEFAULT_EDIT_CONFIG = "configs/edit/default.yaml"  # found by ned_outlier.config.repo_path
 LIP_PAIRS = np.array(INNER_LIP_PAIRS)  # (9, 2) upper and lower inner-lip vertex ids
 FOLD_LIMITED = 0.95  # a frame counts as fold-limited when part of its change was scaled below this factor
-# An edit's output keeps more of the source's detail than x264's customary crf 18 (EncoderConfig's default):
-# `python benchmarks/encoder.py` (each packaged clip re-encoded; face sharpness = mean |Laplacian| inside the face,
-# re-encode / source), on the Pexels clip at preset veryfast: crf 18 0.943 at 1.79 MB, crf 16 0.974 at 2.35 MB, crf
-# 15 0.987 at 2.68 MB, each in 2.2-2.7 s; medium at crf 18 keeps 0.979 but takes 6.3 s, which the edit's frame rate
-# would pay (the webcam clip: 1.000 at 18, 1.021 at 16). configs/edit/default.yaml says the same.
+# An edit is written finer than EncoderConfig's default crf 18: at 16 a plain re-encode of the Pexels clip keeps
+# 0.974 of the face's sharpness, not 0.943, in the same time (`python benchmarks/encoder.py`; the whole table and the
+# other settings: docs/measurements.md, "The encoder"). configs/edit/default.yaml says the same.
 EDIT_CRF = 16
 
 
