@@ -41,11 +41,11 @@ from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.topology import (
-    INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, face_oval,
-    lip_gap_weights, mesh_edges,
+    INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS,
+    SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LIDS, face_oval, lip_gap_weights, mesh_edges,
 )
 
-REGIONS = ("upper", "lower", "above_mouth")
+REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes")
 
 
 @dataclass(frozen=True)
@@ -166,19 +166,40 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
     """(V,) weights in [0, 1] over a neutral model-space mesh mean (V, 3), y up, by height on the face.
 
     "upper": 1 from the lower eyelids up, falling (smoothstep) to 0 at the base of the nose (subnasale): the
-    brows, lids and forehead of AU01/02/04/05/07/43. "lower": 1 - "upper", the mouth, chin and cheeks below the
-    eyes. "above_mouth": 1 from the upper inner lip up, 0 from the lower lip's outer edge down: AUs that lift the
-    upper lip and cheeks and wrinkle the nose (AU06, AU09, AU10) without moving the lower lip and chin.
+    brows, lids and forehead. "lower": 1 - "upper", the mouth, chin and cheeks below the eyes. "above_mouth": 1
+    from the upper inner lip up, 0 from the lower lip's outer edge down: AUs that lift the upper lip and cheeks and
+    wrinkle the nose (AU06, AU09, AU10) without moving the lower lip and chin. "brows" is 0 from the upper lids
+    down, rising (smoothstep) to 1 at the brows' lower edge, both read at the vertex's own x (`_height_between`,
+    so a brow's drooping tail counts as brow): the brows and forehead of AU01/02/04, whose PLS fit also dropped
+    the lower lids (AU01 by 1.8 px per unit on a Pexels frame); "eyes" is "upper" less "brows": the lids of
+    AU05/07/43, fading out below the brows (the PLS AU05 raised the brows by twice what it raised the upper lid).
     """
     y = mean[:, 1]
-    if region in ("upper", "lower"):
+    if region in ("upper", "lower", "eyes"):
         eyelids, base = float(mean[list(LOWER_EYELIDS), 1].mean()), float(mean[SUBNASALE, 1])
         upper = smoothstep((y - base) / (eyelids - base))
+        if region == "eyes":
+            return upper * (1.0 - region_weights(mean, "brows"))
         return upper if region == "upper" else 1.0 - upper
+    if region == "brows":
+        return smoothstep(_height_between(mean, [v for lid in UPPER_LIDS for v in lid],
+                                          [v for brow in LOWER_BROWS for v in brow]))
     if region == "above_mouth":
         top, bottom = float(mean[UPPER_INNER_LIP, 1]), float(mean[LOWER_LIP_EDGE, 1])
         return smoothstep((y - bottom) / (top - bottom))
     raise UserError(f"edit_basis.regions: unknown region {region!r} (valid: {', '.join(REGIONS)})")
+
+
+def _height_between(mean: np.ndarray, low_line: list[int], high_line: list[int]) -> np.ndarray:
+    """(V,) each vertex's height over the polyline of vertices `low_line` as a fraction of the height of `high_line`
+    over it, both polylines interpolated in x at the vertex's x (held at their end heights beyond their ends):
+    0 on low_line, 1 on high_line. mean: (V, 3) model-space mesh, y up."""
+    def line_height(line: list[int]) -> np.ndarray:
+        order = np.argsort(mean[line, 0])
+        return np.interp(mean[:, 0], mean[line, 0][order], mean[line, 1][order])
+
+    low = line_height(low_line)
+    return (mean[:, 1] - low) / np.maximum(line_height(high_line) - low, 1e-9)
 
 
 def region_masks(au_names: tuple[str, ...], mean: np.ndarray, regions: dict) -> np.ndarray:

@@ -13,8 +13,8 @@ from ned_outlier.reconstruction.edit_basis import (
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.mediapipe_au import MOUTH_AUS, mediapipe_au_model
 from ned_outlier.reconstruction.topology import (
-    INNER_LIP_PAIRS, LIP_CORNERS, LIP_MIDLINE, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SUBNASALE, UPPER_INNER_LIP,
-    face_oval, lip_gap_weights, mesh_edges,
+    INNER_LIP_PAIRS, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SUBNASALE,
+    UPPER_INNER_LIP, UPPER_LIDS, face_oval, lip_gap_weights, mesh_edges,
 )
 
 
@@ -114,9 +114,15 @@ def test_expression_aus_part_the_lips_only_when_allowed_and_the_jaw_always_does(
 
 
 def levels_mesh() -> np.ndarray:
-    """A 478-vertex mesh at y = 0 but for the landmarks the regions are defined by: lower lids at y 0, subnasale at
-    -10, upper inner lip at -20, lower lip edge at -30."""
+    """A 478-vertex mesh at y = 0 but for the landmarks the regions are defined by: the brows' lower edge at y 12 and
+    the upper lids at y 4 (each a flat line from x -10 to 10, the brow's outer tail drooping to y 8 and the lid's
+    to 2 at x -10), lower lids at 0, subnasale at -10, upper inner lip at -20, lower lip edge at -30."""
     mean = np.zeros((478, 3))
+    for lines, height, droop in ((UPPER_LIDS, 4.0, 2.0), (LOWER_BROWS, 12.0, 8.0)):
+        line = [v for one in lines for v in one]
+        mean[line, 0] = np.linspace(-10.0, 10.0, len(line))
+        mean[line, 1] = height
+        mean[line[0], 1] = droop
     mean[list(LOWER_EYELIDS), 1] = 0.0
     mean[SUBNASALE, 1] = -10.0
     mean[UPPER_INNER_LIP, 1] = -20.0
@@ -133,6 +139,14 @@ def test_region_weights_follow_a_smoothstep_between_their_landmark_heights():
         assert region_weights(mean, "lower")[probe] == pytest.approx(1.0 - upper)
     mean[probe, 1] = -22.5  # 3/4 of the way up from the lower lip's edge to the upper inner lip
     assert region_weights(mean, "above_mouth")[probe] == pytest.approx(0.84375)
+    # brows: 0 up to the upper lid, 1 from the brows' lower edge, read at the probe's x; eyes: upper minus brows
+    for x, y, brows in [(0.0, -5.0, 0.0), (0.0, 4.0, 0.0), (0.0, 6.0, 0.15625), (0.0, 8.0, 0.5), (0.0, 12.0, 1.0),
+                        (0.0, 30.0, 1.0), (-10.0, 5.0, 0.5), (-20.0, 8.0, 1.0)]:  # at the droop, and beyond it
+        mean[probe, :2] = x, y
+        assert region_weights(mean, "brows")[probe] == pytest.approx(brows)
+        assert region_weights(mean, "eyes")[probe] == pytest.approx(region_weights(mean, "upper")[probe] * (1 - brows))
+    mean[probe, :2] = 0.0, -5.0  # below the lower lids the eyes fade out as the upper face does
+    assert region_weights(mean, "eyes")[probe] == pytest.approx(0.5)
     with pytest.raises(UserError, match="unknown region 'nose'"):
         region_weights(mean, "nose")
 
@@ -162,6 +176,25 @@ def test_confined_aus_no_longer_move_the_other_half_of_the_face():
     np.testing.assert_allclose(confined.basis[brow, inner_brows], free.basis[brow, inner_brows], atol=0.2)
     frown = model.au_names.index("AU15")
     np.testing.assert_allclose(confined.basis[frown, inner_brows], 0.0, atol=0.01)
+
+
+def test_brow_aus_leave_the_lid_margins_and_lid_aus_the_brows():
+    """The PLS fit's AU01 drops the lower lids and its AU05 lifts the brows more than the upper lids; confined to
+    "brows" and "eyes", the brows move only the brows and the lids only the lids."""
+    model = load_au_model()
+    regions = {"brows": ["AU01", "AU02", "AU04"], "eyes": ["AU05", "AU07", "AU43"]}
+    free = EditGeometry(model, MOUTH_AUS)
+    confined = EditGeometry(model, MOUTH_AUS, EditBasisConfig(regions=regions))
+    inner_brow, lower_lids, upper_lids = model.au_names.index("AU01"), list(LOWER_EYELIDS), [159, 386]
+    lid_raiser, brows = model.au_names.index("AU05"), [v for brow in LOWER_BROWS for v in brow]
+    assert np.abs(free.basis[inner_brow, lower_lids, 1]).max() > 1.0
+    assert np.abs(confined.basis[inner_brow, lower_lids, 1]).max() < 0.1
+    assert confined.basis[inner_brow, brows, 1].mean() > 0.8 * free.basis[inner_brow, brows, 1].mean() > 0  # y up
+    free_brows = free.basis[lid_raiser, brows, 1].mean()
+    assert free_brows > free.basis[lid_raiser, upper_lids, 1].mean() > 0
+    # (what is left is the skull motion removal's share: the eye corners are skull points, and the lid AUs move them)
+    confined_brows = np.abs(confined.basis[lid_raiser, brows, 1]).mean()
+    assert confined_brows < 0.5 * confined.basis[lid_raiser, upper_lids, 1].mean() and confined_brows < 0.25 * free_brows
 
 
 def test_anchoring_removes_the_lips_midline_shift_on_the_lips_and_keeps_it_far_away():
