@@ -194,7 +194,8 @@ def test_brow_aus_leave_the_lid_margins_and_lid_aus_the_brows():
     assert free_brows > free.basis[lid_raiser, upper_lids, 1].mean() > 0
     # (what is left is the skull motion removal's share: the eye corners are skull points, and the lid AUs move them)
     confined_brows = np.abs(confined.basis[lid_raiser, brows, 1]).mean()
-    assert confined_brows < 0.5 * confined.basis[lid_raiser, upper_lids, 1].mean() and confined_brows < 0.25 * free_brows
+    assert confined_brows < 0.5 * confined.basis[lid_raiser, upper_lids, 1].mean()
+    assert confined_brows < 0.25 * free_brows
 
 
 def test_anchoring_removes_the_lips_midline_shift_on_the_lips_and_keeps_it_far_away():
