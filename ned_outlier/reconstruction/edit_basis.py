@@ -10,8 +10,9 @@ each basis vector:
    similarity's tangent space at the mean mesh;
 2. smooth the result over the mesh (a few umbrella-operator iterations on the tessellation), which removes
    vertex-to-vertex ripples of the PLS fit while keeping the broad motion of each AU. Edges bridging the mouth
-   opening are left out (averaging across it would close an opening jaw); the inner lips are smoothed along the
-   ring and with the outer lips, so the inner corners no longer overtake the outer ones (a fold);
+   opening are left out (averaging across it would close an opening jaw), and those bridging an eye (they carried
+   an upper lid's raise to the lower lid); the inner lips are smoothed along the ring and with the outer lips, so
+   the inner corners no longer overtake the outer ones (a fold);
 3. the lip gap: in the raw model most expression AUs part or close the lips (AU06 opens them by 3.4 units per
    unit, AU10 by 2.0, AU17 closes them by 4.4), so removing a grin closes the lips over its teeth, which is what the
    mouth of a non-smiling target needs; the jaw (AU26), which carries the speech, is kept by the manipulator.
@@ -41,11 +42,12 @@ from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.topology import (
-    INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS,
-    SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LIDS, face_oval, lip_gap_weights, mesh_edges,
+    EYE_CONTOURS, INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LID_LINES,
+    LOWER_LIP_EDGE, OUTER_LIPS, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval, lip_gap_weights,
+    mesh_edges,
 )
 
-REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes")
+REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes", "upper_lids")
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ class EditBasisConfig:
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
     lip-gap change cancelled (1: expression AUs never part or close the lips). max_lip_closing: the largest
     fraction of the source's lip opening an edit may close. open_lips: let expression AUs
-    part the lips too (off: only the jaw opens them). regions: region name ("upper", "lower", "above_mouth";
-    `region_weights`) -> the AUs confined to it; AUs in none move the whole face. mouth_anchor: expression AUs
+    part the lips too (off: only the jaw opens them). regions: region name (one of REGIONS; `region_weights`) ->
+    the AUs confined to it; AUs in none move the whole face. mouth_anchor: expression AUs
     keep only the change of the lips' shape, not their shift, fading back over this fraction of the face width
     around the lips (`anchor_mouth`; 0 = off). corner_pulls: {AU: [outward, up]} lip-corner moves added to
     those AUs (`corner_pull_basis`), spread over a Gaussian of corner_reach face widths."""
@@ -116,16 +118,18 @@ def umbrella_smooth(displacement: np.ndarray, edges: np.ndarray, iterations: int
 
 
 def smoothing_edges() -> np.ndarray:
-    """(E, 2) the tessellation's edges less those bridging the mouth opening (both ends on the inner-lip ring but
-    not neighbours along it): smoothing along them would average the upper and lower lip and close an opening jaw,
-    while the ring's own edges and those to the outer lips keep the inner lips moving with the lips around them."""
+    """(E, 2) the tessellation's edges less those bridging the mouth or an eye opening (both ends on the inner-lip
+    ring, or on one eye's contour, but not neighbours along it): smoothing along them would average the upper and
+    lower lip and close an opening jaw, or carry an upper lid's raise to the lower lid, while the rings' own edges
+    and those to the lips and lids around them keep the inner edges moving with them."""
     edges = mesh_edges()
-    ring = list(INNER_LIP_RING)
-    position = {vertex: k for k, vertex in enumerate(ring)}
-    on_ring = np.isin(edges, ring).all(axis=1)
-    steps = np.array([abs(position.get(a, 0) - position.get(b, 0)) for a, b in edges])
-    along_ring = (steps == 1) | (steps == len(ring) - 1)
-    return edges[~on_ring | along_ring]
+    bridging = np.zeros(len(edges), bool)
+    for ring in (INNER_LIP_RING, *EYE_CONTOURS):
+        position = {vertex: k for k, vertex in enumerate(ring)}
+        on_ring = np.isin(edges, ring).all(axis=1)
+        steps = np.array([abs(position.get(a, 0) - position.get(b, 0)) for a, b in edges])
+        bridging |= on_ring & (steps != 1) & (steps != len(ring) - 1)
+    return edges[~bridging]
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -172,9 +176,14 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
     down, rising (smoothstep) to 1 at the brows' lower edge, both read at the vertex's own x (`_height_between`,
     so a brow's drooping tail counts as brow): the brows and forehead of AU01/02/04, whose PLS fit also dropped
     the lower lids (AU01 by 1.8 px per unit on a Pexels frame); "eyes" is "upper" less "brows": the lids of
-    AU05/07/43, fading out below the brows (the PLS AU05 raised the brows by twice what it raised the upper lid).
+    AU07/43, fading out below the brows (the PLS AU05 raised the brows by twice what it raised the upper lid);
+    "upper_lids" is "eyes" from the upper lids up, falling (smoothstep) to 0 at the lower lids, read at the vertex's
+    own x: AU05, the upper lid raiser, whose PLS fit also dropped the lower lid (1 px per unit).
     """
     y = mean[:, 1]
+    if region == "upper_lids":
+        return region_weights(mean, "eyes") * smoothstep(_height_between(
+            mean, [v for lid in LOWER_LID_LINES for v in lid], [v for lid in UPPER_LID_LINES for v in lid]))
     if region in ("upper", "lower", "eyes"):
         eyelids, base = float(mean[list(LOWER_EYELIDS), 1].mean()), float(mean[SUBNASALE, 1])
         upper = smoothstep((y - base) / (eyelids - base))
@@ -182,7 +191,7 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
             return upper * (1.0 - region_weights(mean, "brows"))
         return upper if region == "upper" else 1.0 - upper
     if region == "brows":
-        return smoothstep(_height_between(mean, [v for lid in UPPER_LIDS for v in lid],
+        return smoothstep(_height_between(mean, [v for lid in UPPER_LID_LINES for v in lid],
                                           [v for brow in LOWER_BROWS for v in brow]))
     if region == "above_mouth":
         top, bottom = float(mean[UPPER_INNER_LIP, 1]), float(mean[LOWER_LIP_EDGE, 1])

@@ -23,9 +23,10 @@ EYE_CONTOURS = (
     (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
     (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
 )
-# The lower edge of each brow, from the outer end to the inner end; the upper lid of each eye, corner to corner.
+# The lower edge of each brow, from the outer end to the inner end; each eye's lower and upper lid, corner to corner.
 LOWER_BROWS = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))
-UPPER_LIDS = tuple(contour[8:] + contour[:1] for contour in EYE_CONTOURS)
+LOWER_LID_LINES = tuple(contour[:9] for contour in EYE_CONTOURS)
+UPPER_LID_LINES = tuple(contour[8:] + contour[:1] for contour in EYE_CONTOURS)
 # Points on bone that an expression should not move: nose bridge, eye corners, temples, upper forehead.
 SKULL_POINTS = (168, 6, 197, 8, 9, 151, 10, 33, 133, 263, 362, 127, 356)
 

@@ -13,8 +13,8 @@ from ned_outlier.reconstruction.edit_basis import (
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.mediapipe_au import MOUTH_AUS, mediapipe_au_model
 from ned_outlier.reconstruction.topology import (
-    INNER_LIP_PAIRS, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LIP_EDGE, OUTER_LIPS, SUBNASALE,
-    UPPER_INNER_LIP, UPPER_LIDS, face_oval, lip_gap_weights, mesh_edges,
+    INNER_LIP_PAIRS, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LID_LINES, LOWER_LIP_EDGE,
+    OUTER_LIPS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval, lip_gap_weights, mesh_edges,
 )
 
 
@@ -118,7 +118,7 @@ def levels_mesh() -> np.ndarray:
     the upper lids at y 4 (each a flat line from x -10 to 10, the brow's outer tail drooping to y 8 and the lid's
     to 2 at x -10), lower lids at 0, subnasale at -10, upper inner lip at -20, lower lip edge at -30."""
     mean = np.zeros((478, 3))
-    for lines, height, droop in ((UPPER_LIDS, 4.0, 2.0), (LOWER_BROWS, 12.0, 8.0)):
+    for lines, height, droop in ((UPPER_LID_LINES, 4.0, 2.0), (LOWER_BROWS, 12.0, 8.0)):
         line = [v for one in lines for v in one]
         mean[line, 0] = np.linspace(-10.0, 10.0, len(line))
         mean[line, 1] = height
@@ -179,10 +179,10 @@ def test_confined_aus_no_longer_move_the_other_half_of_the_face():
 
 
 def test_brow_aus_leave_the_lid_margins_and_lid_aus_the_brows():
-    """The PLS fit's AU01 drops the lower lids and its AU05 lifts the brows more than the upper lids; confined to
-    "brows" and "eyes", the brows move only the brows and the lids only the lids."""
+    """The PLS fit's AU01 drops the lower lids and its AU05 lifts the brows more than the upper lids, and drops the
+    lower lid; confined to "brows" and "upper_lids", the brows move only the brows and AU05 only the upper lids."""
     model = load_au_model()
-    regions = {"brows": ["AU01", "AU02", "AU04"], "eyes": ["AU05", "AU07", "AU43"]}
+    regions = {"brows": ["AU01", "AU02", "AU04"], "eyes": ["AU07", "AU43"], "upper_lids": ["AU05"]}
     free = EditGeometry(model, MOUTH_AUS)
     confined = EditGeometry(model, MOUTH_AUS, EditBasisConfig(regions=regions))
     inner_brow, lower_lids, upper_lids = model.au_names.index("AU01"), list(LOWER_EYELIDS), [159, 386]
@@ -196,6 +196,16 @@ def test_brow_aus_leave_the_lid_margins_and_lid_aus_the_brows():
     confined_brows = np.abs(confined.basis[lid_raiser, brows, 1]).mean()
     assert confined_brows < 0.5 * confined.basis[lid_raiser, upper_lids, 1].mean()
     assert confined_brows < 0.25 * free_brows
+    assert free.basis[lid_raiser, lower_lids, 1].mean() < -0.2  # y up: the raw AU05 drops the lower lids
+    assert np.abs(confined.basis[lid_raiser, lower_lids, 1]).max() < 0.1 * confined.basis[lid_raiser, upper_lids, 1].min()
+
+
+def test_the_upper_lid_region_is_the_eye_region_above_the_lower_lids():
+    mean = load_au_model().mean
+    upper_lids, eyes = region_weights(mean, "upper_lids"), region_weights(mean, "eyes")
+    np.testing.assert_allclose(upper_lids[[159, 386]], eyes[[159, 386]])  # the middle of each upper lid
+    np.testing.assert_allclose(upper_lids[[145, 374, 33, 133, 263, 362]], 0.0)  # lower lids and eye corners
+    assert (upper_lids <= eyes + 1e-12).all()
 
 
 def test_anchoring_removes_the_lips_midline_shift_on_the_lips_and_keeps_it_far_away():
@@ -233,6 +243,16 @@ def test_smoothing_keeps_the_inner_lips_edges_but_none_across_the_mouth():
     assert not any((a in upper and b in lower) or (a in lower and b in upper) for a, b in edges)
     assert (78, 191) in edges and (14, 87) in edges  # along the ring
     assert any(a in upper and b not in upper | lower for a, b in edges)  # to the lips around the ring
+
+
+def test_smoothing_keeps_each_lid_contour_but_no_edge_across_an_eye():
+    edges = set(map(tuple, smoothing_edges().tolist()))
+    all_edges = set(map(tuple, mesh_edges().tolist()))
+    for lower, upper in zip(LOWER_LID_LINES, UPPER_LID_LINES):
+        lower_only, upper_only = set(lower[1:-1]), set(upper[1:-1])  # the corners belong to both
+        across = {(a, b) for a, b in all_edges if {a, b} & lower_only and {a, b} & upper_only}
+        assert across and not across & edges  # the tessellation bridges each eye; smoothing does not
+        assert all((a, b) in edges or (b, a) in edges for a, b in zip(upper[:-1], upper[1:]))  # along the lid
 
 
 def test_closing_an_expression_opening_meets_the_lips_in_the_middle():
