@@ -47,7 +47,7 @@ from ned_outlier.config import from_dict, load_config, repo_path
 from ned_outlier.data.mead import MeadSelection, scan_mead
 from ned_outlier.data.ned_windows import (SCORES_SUMMARY, actor_neutral_codes, build_windows, clip_codes,
                                           read_lambda_table, reconstruct_clips, reconstruct_videos)
-from ned_outlier.data.synthmead import outlier_detection, read_truth, twin_path
+from ned_outlier.data.synthmead import load_synth_config, outlier_detection, read_truth, twin_path
 from ned_outlier.errors import UserError
 from ned_outlier.io.atomic import atomic_output
 from ned_outlier.io.video import VideoReader, VideoWriter
@@ -164,7 +164,7 @@ def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path
     """Make SynthMEAD in `data` unless its truth.csv is there, then each lambda table the arms use unless it is
     there (as scripts/make_synthmead.py and scripts/score_outliers.py do), with its scorer's emotion set and model
     first where the scorer is trained here and they are missing. Returns the folders written."""
-    from ned_outlier.data.synthmead import build_synthmead, load_synth_config
+    from ned_outlier.data.synthmead import build_synthmead
 
     root, made = Path(config.data), []
     if not (root / "truth.csv").is_file():
@@ -500,8 +500,8 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     twins = load_twins([clip for clip, _ in loaded], root, Path(config.params_cache), config.emotions,
                        reconstruction, progress)
     results["twins"] = len(twins)
-    edit = load_edit_config()
-    edit = replace(edit, mouth=replace(edit.mouth, enabled=False))
+    edit = load_edit_config(repo_path(load_synth_config(repo_path(config.synthmead_config)).edit_config))
+    edit = replace(edit, mouth=replace(edit.mouth, enabled=False))  # rendered as SynthMEAD draws, without donors
     fer, faces = create_model("fer2013-minixception"), FaceFinder()
     for seed in config.seeds:
         for arm in config.arms:

@@ -93,7 +93,7 @@ class SynthConfig:
     outliers: dict = field(default_factory=lambda: {"onset_offset": 0.2, "ambiguous": 0.1, "wrong_label": 0.1})
     sources: dict = field(default_factory=dict)
     twins: tuple[str, ...] = ()
-    edit_config: str = "configs/edit/default.yaml"
+    edit_config: str = "configs/ned/synthmead_edit.yaml"  # frozen: the editor's improvements leave the data as it is
     reconstruct_config: str = "configs/reconstruct/default.yaml"
 
     def __post_init__(self) -> None:

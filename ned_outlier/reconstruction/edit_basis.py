@@ -52,7 +52,9 @@ REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes", "upper_lids")
 
 @dataclass(frozen=True)
 class EditBasisConfig:
-    """smoothing_iterations / smoothing_rate: umbrella smoothing of each displacement over the mesh (0 = off).
+    """smoothing_iterations / smoothing_rate: umbrella smoothing of each displacement over the mesh (0 = off);
+    smooth_across_eyes: also along the edges that bridge an eye opening (before 2026-12-07; SynthMEAD's frozen
+    config keeps it).
     border_fade: width of the band inside the face outline over which expression displacements fade in, as a
     fraction of the face width (0 = no fade); jaw_name: the AU exempt from it. lip_reach: how far beyond the lips
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
@@ -66,6 +68,7 @@ class EditBasisConfig:
 
     smoothing_iterations: int = 3
     smoothing_rate: float = 0.5
+    smooth_across_eyes: bool = False
     border_fade: float = 0.15
     jaw_name: str = "AU26"
     lip_reach: float = 0.12
@@ -117,14 +120,14 @@ def umbrella_smooth(displacement: np.ndarray, edges: np.ndarray, iterations: int
     return result
 
 
-def smoothing_edges() -> np.ndarray:
-    """(E, 2) the tessellation's edges less those bridging the mouth or an eye opening (both ends on the inner-lip
-    ring, or on one eye's contour, but not neighbours along it): smoothing along them would average the upper and
-    lower lip and close an opening jaw, or carry an upper lid's raise to the lower lid, while the rings' own edges
-    and those to the lips and lids around them keep the inner edges moving with them."""
+def smoothing_edges(across_eyes: bool = False) -> np.ndarray:
+    """(E, 2) the tessellation's edges less those bridging the mouth or (unless `across_eyes`) an eye opening (both
+    ends on the inner-lip ring, or on one eye's contour, but not neighbours along it): smoothing along them would
+    average the upper and lower lip and close an opening jaw, or carry an upper lid's raise to the lower lid, while
+    the rings' own edges and those to the lips and lids around them keep the inner edges moving with them."""
     edges = mesh_edges()
     bridging = np.zeros(len(edges), bool)
-    for ring in (INNER_LIP_RING, *EYE_CONTOURS):
+    for ring in (INNER_LIP_RING, *(() if across_eyes else EYE_CONTOURS)):
         position = {vertex: k for k, vertex in enumerate(ring)}
         on_ring = np.isin(edges, ring).all(axis=1)
         steps = np.array([abs(position.get(a, 0) - position.get(b, 0)) for a, b in edges])
@@ -265,7 +268,7 @@ class EditGeometry:
 
     def __init__(self, model: AUMeshModel, mouth_names: tuple[str, ...], config: EditBasisConfig = EditBasisConfig()):
         """model: the raw AU model (`load_au_model()`, not the fit's lip-gap-holding re-parameterisation)."""
-        edges = smoothing_edges()
+        edges = smoothing_edges(config.smooth_across_eyes)
         masks = region_masks(model.au_names, model.mean, config.regions)
         cleaned = np.stack([
             umbrella_smooth(remove_skull_motion(vector, model.mean) * mask[:, None], edges,

@@ -253,6 +253,7 @@ def test_smoothing_keeps_each_lid_contour_but_no_edge_across_an_eye():
         lower_only, upper_only = set(lower[1:-1]), set(upper[1:-1])  # the corners belong to both
         across = {(a, b) for a, b in all_edges if {a, b} & lower_only and {a, b} & upper_only}
         assert across and not across & edges  # the tessellation bridges each eye; smoothing does not
+        assert across <= set(map(tuple, smoothing_edges(across_eyes=True).tolist()))  # the earlier smoothing did
         assert all((a, b) in edges or (b, a) in edges for a, b in zip(upper[:-1], upper[1:]))  # along the lid
 
 
