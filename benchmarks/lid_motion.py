@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""How far each target moves the lids and brows: the edit's intended vertical move (before the fold limits) of the
-middle of the upper lid, of the lower lid and of the brow's lower edge, in frame pixels (+ down, both eyes'
-mean), on chosen frames of the packaged clips, with the reconstruction edit_quality.py keeps.
+"""How far each target (or one unit of each action unit, --per-au) moves the lids and brows: the edit's intended
+vertical move (before the fold limits) of the middle of the upper lid, of the lower lid and of the brow's lower
+edge, in frame pixels (+ down, both eyes' mean), on chosen frames of the packaged clips, with the reconstruction
+edit_quality.py keeps.
 
 A surprised face raises the upper lid and barely moves the lower one; the PLS AU model's brow raisers also dropped
-the lower lid (`edit_basis.regions` brows / eyes confine them), which this shows per target and config.
+the lower lid and its upper lid raiser lifted the brows (`edit_basis.regions` brows / eyes / upper_lids confine
+them; `--config configs/ned/synthmead_edit.yaml` shows the settings before), which this shows per target or AU.
 
     python benchmarks/lid_motion.py                                   # Pexels f250 and f420, webcam f5 and f40
     python benchmarks/lid_motion.py --config my_edit.yaml --frames pexels:120,250
+    python benchmarks/lid_motion.py --per-au --frames pexels:250        # each AU's move per unit instead
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="edit YAML (default: configs/edit/default.yaml)")
     parser.add_argument("--frames", default=DEFAULT_FRAMES, help="CLIP:F,F;CLIP:F (default: %(default)s)")
+    parser.add_argument("--per-au", action="store_true",
+                        help="the moves of one unit of each action unit, not of each target")
     parser.add_argument("--params-dir", type=Path, default=REPO / "out" / "quality",
                         help="where edit_quality.py keeps <clip>/params.npz; a clip without one is reconstructed "
                              "(default: %(default)s)")
@@ -71,13 +76,17 @@ def main(argv=None) -> None:
             if not 0 <= frame < params.num_frames or not params.face_found[frame]:
                 raise UserError(f"{clip} has no face in frame {frame}")
         cells = {frame: [] for frame in frames}
-        for emotion in EMOTIONS:
-            target = target_codes(config, params, emotion, None, 1.0, "keep")
-            delta = code_changes(params, target, model.au_names, config.temporal_sigma)
+        if args.per_au:
+            changes = [(name, np.tile(np.eye(len(model.au_names))[k], (params.num_frames, 1)))
+                       for k, name in enumerate(model.au_names)]
+        else:
+            changes = [(emotion, code_changes(params, target_codes(config, params, emotion, None, 1.0, "keep"),
+                                              model.au_names, config.temporal_sigma)) for emotion in EMOTIONS]
+        for name, delta in changes:
             for frame in frames:
                 move = geometry.displacement(delta[frame], params.rotation[frame], params.scale[frame],
                                              source_gap=gaps[frame])[:, 1]
-                cells[frame].append(f"{emotion} {move[list(UPPER_LIDS)].mean():+.1f} "
+                cells[frame].append(f"{name} {move[list(UPPER_LIDS)].mean():+.1f} "
                                     f"{move[list(LOWER_LIDS)].mean():+.1f} {move[brows].mean():+.1f}")
         for frame in frames:
             print(f"{clip} f{frame}: " + " | ".join(cells[frame]))

@@ -178,10 +178,11 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
     wrinkle the nose (AU06, AU09, AU10) without moving the lower lip and chin. "brows" is 0 from the upper lids
     down, rising (smoothstep) to 1 at the brows' lower edge, both read at the vertex's own x (`_height_between`,
     so a brow's drooping tail counts as brow): the brows and forehead of AU01/02/04, whose PLS fit also dropped
-    the lower lids (AU01 by 1.8 px per unit on a Pexels frame); "eyes" is "upper" less "brows": the lids of
-    AU07/43, fading out below the brows (the PLS AU05 raised the brows by twice what it raised the upper lid);
-    "upper_lids" is "eyes" from the upper lids up, falling (smoothstep) to 0 at the lower lids, read at the vertex's
-    own x: AU05, the upper lid raiser, whose PLS fit also dropped the lower lid (1 px per unit).
+    the lower lids (AU01 by 1.7 px per unit on the Pexels clip's frame 250); "eyes" is "upper" less "brows": the
+    lids of AU07/43, fading out below the brows; "upper_lids" is "eyes" from the upper lids up, falling (smoothstep)
+    to 0 at the lower lids, read at the vertex's own x: AU05, the upper lid raiser, whose PLS fit lifted the brows
+    1.9 times as far as the upper lid and dropped the lower lid 0.9 px per unit there (`python
+    benchmarks/lid_motion.py --per-au --frames pexels:250 --config configs/ned/synthmead_edit.yaml`).
     """
     y = mean[:, 1]
     if region == "upper_lids":
