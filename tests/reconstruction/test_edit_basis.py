@@ -179,8 +179,8 @@ def test_confined_aus_no_longer_move_the_other_half_of_the_face():
 
 
 def test_brow_aus_leave_the_lid_margins_and_lid_aus_the_brows():
-    """The PLS fit's AU01 drops the lower lids and its AU05 lifts the brows more than the upper lids, and drops the
-    lower lid; confined to "brows" and "upper_lids", the brows move only the brows and AU05 only the upper lids."""
+    """The PLS fit's AU01 drops the lower lids, and its AU05 lifts the brows more than the upper lids and drops the
+    lower lids too; confined to "brows" and "upper_lids", AU01 moves the brows and AU05 only the upper lids."""
     model = load_au_model()
     regions = {"brows": ["AU01", "AU02", "AU04"], "eyes": ["AU07", "AU43"], "upper_lids": ["AU05"]}
     free = EditGeometry(model, MOUTH_AUS)
