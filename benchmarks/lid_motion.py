@@ -30,11 +30,16 @@ DEFAULT_FRAMES = "pexels:250,420;webcam:5,40"
 
 
 def parse_frames(text: str) -> dict[str, list[int]]:
-    """'pexels:250,420;webcam:5' -> {'pexels': [250, 420], 'webcam': [5]}."""
+    """'pexels:250,420;webcam:5' -> {'pexels': [250, 420], 'webcam': [5]}; UserError on anything else."""
+    from ned_outlier.errors import UserError
+
     frames = {}
     for part in text.split(";"):
         clip, _, numbers = part.partition(":")
-        frames[clip.strip()] = [int(number) for number in numbers.split(",")]
+        try:
+            frames[clip.strip()] = [int(number) for number in numbers.split(",")]
+        except ValueError:
+            raise UserError(f"--frames: expected CLIP:F,F;CLIP:F, got {text!r}") from None
     return frames
 
 
