@@ -69,10 +69,12 @@ def main(argv=None) -> None:
     config = load_edit_config(args.config)
     model, _ = mediapipe_au_model()
     brows = [v for brow in LOWER_BROWS for v in brow]
+    chosen = parse_frames(args.frames)
+    unknown = sorted(set(chosen) - set(CLIPS))
+    if unknown:
+        raise UserError(f"unknown clip {unknown[0]!r} (valid: {', '.join(CLIPS)})")
     print("vertical move in pixels (+ down): upper lid / lower lid / brow")
-    for clip, frames in parse_frames(args.frames).items():
-        if clip not in CLIPS:
-            raise UserError(f"unknown clip {clip!r} (valid: {', '.join(CLIPS)})")
+    for clip, frames in chosen.items():
         path = args.params_dir / clip / "params.npz"
         params = FaceParams.load(path) if path.is_file() else reconstruct(asset_path(CLIPS[clip].asset))
         geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
