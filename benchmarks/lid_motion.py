@@ -58,13 +58,13 @@ def main(argv=None) -> None:
     from edit_quality import CLIPS  # this folder's
     from ned_outlier.assets import asset_path
     from ned_outlier.errors import UserError
-    from ned_outlier.pipeline import code_changes, load_edit_config, target_codes
+    from ned_outlier.pipeline import code_changes, load_edit_config, source_lip_gaps, target_codes
     from ned_outlier.reconstruction.au_model import load_au_model
     from ned_outlier.reconstruction.edit_basis import EditGeometry
     from ned_outlier.reconstruction.mediapipe_au import mediapipe_au_model
     from ned_outlier.reconstruction.params import FaceParams
     from ned_outlier.reconstruction.reconstructor import reconstruct
-    from ned_outlier.reconstruction.topology import LOWER_BROWS, inner_lip_opening
+    from ned_outlier.reconstruction.topology import LOWER_BROWS
 
     config = load_edit_config(args.config)
     model, _ = mediapipe_au_model()
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
         path = args.params_dir / clip / "params.npz"
         params = FaceParams.load(path) if path.is_file() else reconstruct(asset_path(CLIPS[clip].asset))
         geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
-        gaps = inner_lip_opening(params.landmarks.astype(np.float64)) / params.scale
+        gaps = source_lip_gaps(params)
         for frame in frames:
             if not 0 <= frame < params.num_frames or not params.face_found[frame]:
                 raise UserError(f"{clip} has no face in frame {frame}")

@@ -132,6 +132,11 @@ def load_edit_config(path: str | Path | None = None, emotions: tuple[str, ...] |
     return config
 
 
+def source_lip_gaps(params: FaceParams) -> np.ndarray:
+    """(T,) each frame's inner-lip opening in model units (pixels over the frame's scale): what an edit may close."""
+    return inner_lip_opening(params.landmarks.astype(np.float64)) / params.scale
+
+
 def code_changes(params: FaceParams, target: TargetCodes, au_names: tuple[str, ...], sigma: float) -> np.ndarray:
     """(T, 20) target minus source AUs, 0 where there is no face, smoothed over time within each run of face frames
     so the edit does not flicker with the per-frame fit's noise."""
@@ -180,7 +185,7 @@ class FrameEditor:
         self.model, _ = mediapipe_au_model()
         self.geometry = EditGeometry(load_au_model(), params.schema.mouth_names, config.edit_basis)
         self.delta = code_changes(params, target, self.model.au_names, config.temporal_sigma)
-        self.source_gaps = inner_lip_opening(params.landmarks.astype(np.float64)) / params.scale  # (T,) model units
+        self.source_gaps = source_lip_gaps(params)
         self.occlusion = config.occlusion
         self.limits = self._move_limits(config.temporal_sigma)
         self.mouths = MouthSynthesiser(self.model, config.mouth)

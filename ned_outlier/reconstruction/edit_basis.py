@@ -186,8 +186,7 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
     """
     y = mean[:, 1]
     if region == "upper_lids":
-        return region_weights(mean, "eyes") * smoothstep(_height_between(
-            mean, [v for lid in LOWER_LID_LINES for v in lid], [v for lid in UPPER_LID_LINES for v in lid]))
+        return region_weights(mean, "eyes") * smoothstep(_height_between(mean, LOWER_LID_LINES, UPPER_LID_LINES))
     if region in ("upper", "lower", "eyes"):
         eyelids, base = float(mean[list(LOWER_EYELIDS), 1].mean()), float(mean[SUBNASALE, 1])
         upper = smoothstep((y - base) / (eyelids - base))
@@ -195,24 +194,25 @@ def region_weights(mean: np.ndarray, region: str) -> np.ndarray:
             return upper * (1.0 - region_weights(mean, "brows"))
         return upper if region == "upper" else 1.0 - upper
     if region == "brows":
-        return smoothstep(_height_between(mean, [v for lid in UPPER_LID_LINES for v in lid],
-                                          [v for brow in LOWER_BROWS for v in brow]))
+        return smoothstep(_height_between(mean, UPPER_LID_LINES, LOWER_BROWS))
     if region == "above_mouth":
         top, bottom = float(mean[UPPER_INNER_LIP, 1]), float(mean[LOWER_LIP_EDGE, 1])
         return smoothstep((y - bottom) / (top - bottom))
     raise UserError(f"edit_basis.regions: unknown region {region!r} (valid: {', '.join(REGIONS)})")
 
 
-def _height_between(mean: np.ndarray, low_line: list[int], high_line: list[int]) -> np.ndarray:
-    """(V,) each vertex's height over the polyline of vertices `low_line` as a fraction of the height of `high_line`
-    over it, both polylines interpolated in x at the vertex's x (held at their end heights beyond their ends):
-    0 on low_line, 1 on high_line. mean: (V, 3) model-space mesh, y up."""
-    def line_height(line: list[int]) -> np.ndarray:
+def _height_between(mean: np.ndarray, low_lines: tuple, high_lines: tuple) -> np.ndarray:
+    """(V,) each vertex's height over the polyline through the vertices of `low_lines` (one vertex-id tuple per
+    eye or brow, joined) as a fraction of the height of `high_lines`' over it, both polylines interpolated in x at
+    the vertex's x (held at their end heights beyond their ends): 0 on low_lines, 1 on high_lines. mean: (V, 3)
+    model-space mesh, y up."""
+    def line_height(lines: tuple) -> np.ndarray:
+        line = [vertex for one in lines for vertex in one]
         order = np.argsort(mean[line, 0])
         return np.interp(mean[:, 0], mean[line, 0][order], mean[line, 1][order])
 
-    low = line_height(low_line)
-    return (mean[:, 1] - low) / np.maximum(line_height(high_line) - low, 1e-9)
+    low = line_height(low_lines)
+    return (mean[:, 1] - low) / np.maximum(line_height(high_lines) - low, 1e-9)
 
 
 def region_masks(au_names: tuple[str, ...], mean: np.ndarray, regions: dict) -> np.ndarray:
