@@ -7,7 +7,16 @@ each basis vector:
 
 1. remove the rigid motion (translation, small rotation, scale) the displacement induces on skull points that no
    expression moves (nose bridge, eye corners, temples, upper forehead), fitted by linear least squares on the
-   similarity's tangent space at the mean mesh;
+   similarity's tangent space at the mean mesh, and for the AUs in `skull_stretch` (the upper face's) a horizontal
+   stretch of them too: the skull does not widen either, but after the similarity alone the PLS fit's AU09 (nose
+   wrinkler) still moved the eye corners 5-7 units apart per unit (its training faces that wrinkled the nose were on
+   average wider), which set the eyes of a disgusted edit visibly wider apart. Only the horizontal stretch: a full
+   affine map also removes a vertical one and turns AU09's lowering of the brows into a raise. Not for the lower
+   face's AUs, whose moves lie far from the skull points: there the stretch fitted on them, carried down to the
+   mouth, narrowed it (AU15's corners 2.9 units closer per unit);
+   with `symmetric`, each displacement is then averaged with its mirror image (the EMFACS AUs here are bilateral,
+   and after the steps here without it the left and right halves of a vector differ by up to 47 % of its norm: the
+   fit's AU09 also slid the right eye sideways while the left stayed);
 2. smooth the result over the mesh (a few umbrella-operator iterations on the tessellation), which removes
    vertex-to-vertex ripples of the PLS fit while keeping the broad motion of each AU. Edges bridging the mouth
    opening are left out (averaging across it would close an opening jaw), and those bridging an eye (they carried
@@ -41,9 +50,12 @@ import numpy as np
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.fit import FLIP
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
 from ned_outlier.reconstruction.topology import (
     EYE_CONTOURS, INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LID_LINES,
-    LOWER_LIP_EDGE, OUTER_LIPS, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval, lip_gap_weights,
+    LOWER_LIP_EDGE, OUTER_LIPS, SKULL_MIDLINE, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval, lip_gap_weights,
     mesh_edges,
 )
 
@@ -54,7 +66,9 @@ REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes", "upper_lids")
 class EditBasisConfig:
     """smoothing_iterations / smoothing_rate: umbrella smoothing of each displacement over the mesh (0 = off);
     smooth_across_eyes: also along the edges that bridge an eye opening (before 2026-12-07; SynthMEAD's frozen
-    config keeps it).
+    config keeps it). skull_stretch: the AUs whose skull points' horizontal stretch is removed too (`remove_skull_motion`);
+    symmetric: average each displacement with its mirror image (both since 2026-12-07; SynthMEAD's frozen config
+    has neither).
     border_fade: width of the band inside the face outline over which expression displacements fade in, as a
     fraction of the face width (0 = no fade); jaw_name: the AU exempt from it. lip_reach: how far beyond the lips
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
@@ -69,6 +83,8 @@ class EditBasisConfig:
     smoothing_iterations: int = 3
     smoothing_rate: float = 0.5
     smooth_across_eyes: bool = False
+    skull_stretch: list = field(default_factory=list)
+    symmetric: bool = True
     border_fade: float = 0.15
     jaw_name: str = "AU26"
     lip_reach: float = 0.12
@@ -81,10 +97,11 @@ class EditBasisConfig:
     corner_reach: float = 0.1
 
 
-def similarity_tangent(points: np.ndarray) -> np.ndarray:
-    """(N, 3) points -> (N * 3, 7) displacements of an infinitesimal translation (3), rotation (3) and scale (1)."""
+def similarity_tangent(points: np.ndarray, stretch: bool = False) -> np.ndarray:
+    """(N, 3) points -> (N * 3, 7) displacements of an infinitesimal translation (3), rotation (3) and scale (1);
+    with `stretch` (N * 3, 8): an eighth column, a horizontal stretch about the points' mean x."""
     n = len(points)
-    basis = np.zeros((n, 3, 7))
+    basis = np.zeros((n, 3, 8 if stretch else 7))
     basis[:, :, 0:3] = np.eye(3)
     x, y, z = points.T
     zero = np.zeros(n)
@@ -93,15 +110,35 @@ def similarity_tangent(points: np.ndarray) -> np.ndarray:
         [np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], axis=1
     )
     basis[:, :, 6] = points
-    return basis.reshape(n * 3, 7)
+    if stretch:
+        basis[:, 0, 7] = x - x.mean()
+    return basis.reshape(n * 3, basis.shape[2])
 
 
-def remove_skull_motion(displacement: np.ndarray, mean: np.ndarray, skull: tuple[int, ...] = SKULL_POINTS) -> np.ndarray:
-    """(V, 3) displacement minus the similarity motion that best explains it on the skull points."""
-    tangent_all = similarity_tangent(mean)
+def remove_skull_motion(displacement: np.ndarray, mean: np.ndarray, skull: tuple[int, ...] = SKULL_POINTS,
+                        stretch: bool = False) -> np.ndarray:
+    """(V, 3) displacement minus the similarity motion (with `stretch`, plus horizontal stretch) that best explains
+    it on the skull points, least squares."""
+    tangent_all = similarity_tangent(mean, stretch)
     rows = np.concatenate([[3 * i, 3 * i + 1, 3 * i + 2] for i in skull])
     coefficients, *_ = np.linalg.lstsq(tangent_all[rows], displacement.reshape(-1)[rows], rcond=None)
     return displacement - (tangent_all @ coefficients).reshape(displacement.shape)
+
+
+def mirror_vertices(mean: np.ndarray, midline: tuple[int, ...] = SKULL_MIDLINE) -> np.ndarray:
+    """(V,) the index of each vertex's mirror image on the mesh `mean` (V, 3): the one-to-one pairing (Hungarian
+    assignment) nearest, in total, to the vertices reflected in the plane x = the midline points' mean x."""
+    reflected = mean.copy()
+    reflected[:, 0] = 2.0 * mean[list(midline), 0].mean() - mean[:, 0]
+    return linear_sum_assignment(cdist(reflected, mean))[1]
+
+
+def symmetrise(displacement: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """(V, 3) displacement averaged with its mirror image: at vertex v, the mean of its own move and of the move of
+    vertex mirror[v] with x negated."""
+    reflected = displacement[mirror].copy()
+    reflected[:, 0] *= -1.0
+    return 0.5 * (displacement + reflected)
 
 
 def umbrella_smooth(displacement: np.ndarray, edges: np.ndarray, iterations: int, rate: float) -> np.ndarray:
@@ -271,11 +308,19 @@ class EditGeometry:
         """model: the raw AU model (`load_au_model()`, not the fit's lip-gap-holding re-parameterisation)."""
         edges = smoothing_edges(config.smooth_across_eyes)
         masks = region_masks(model.au_names, model.mean, config.regions)
-        cleaned = np.stack([
-            umbrella_smooth(remove_skull_motion(vector, model.mean) * mask[:, None], edges,
-                            config.smoothing_iterations, config.smoothing_rate)
-            for vector, mask in zip(model.basis, masks)
-        ])
+        mirror = mirror_vertices(model.mean) if config.symmetric else None
+        cleaned = []
+        unknown = [name for name in config.skull_stretch if name not in model.au_names]
+        if unknown:
+            raise UserError(f"edit_basis.skull_stretch: unknown action unit {unknown[0]!r}")
+        stretched = model.index(list(config.skull_stretch))
+        for index, (vector, mask) in enumerate(zip(model.basis, masks)):
+            vector = remove_skull_motion(vector, model.mean, stretch=index in stretched)
+            if mirror is not None:
+                vector = symmetrise(vector, mirror)
+            cleaned.append(umbrella_smooth(vector * mask[:, None], edges, config.smoothing_iterations,
+                                           config.smoothing_rate))
+        cleaned = np.stack(cleaned)
         expression = ~np.isin(model.au_names, mouth_names)
         cleaned += corner_pull_basis(model.au_names, model.mean, config.corner_pulls, config.corner_reach)
         if config.mouth_anchor > 0:

@@ -27,8 +27,10 @@ EYE_CONTOURS = (
 LOWER_BROWS = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))
 LOWER_LID_LINES = tuple(contour[:9] for contour in EYE_CONTOURS)
 UPPER_LID_LINES = tuple(contour[8:] + contour[:1] for contour in EYE_CONTOURS)
-# Points on bone that an expression should not move: nose bridge, eye corners, temples, upper forehead.
-SKULL_POINTS = (168, 6, 197, 8, 9, 151, 10, 33, 133, 263, 362, 127, 356)
+# Points on bone that an expression should not move: nose bridge, eye corners, temples, upper forehead; the first
+# seven lie on the face's midline.
+SKULL_MIDLINE = (168, 6, 197, 8, 9, 151, 10)
+SKULL_POINTS = SKULL_MIDLINE + (33, 133, 263, 362, 127, 356)
 
 
 @lru_cache(maxsize=1)

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from ned_outlier.reconstruction.au_model import load_au_model
+from ned_outlier.config import repo_path
 from ned_outlier.errors import UserError
+from ned_outlier.pipeline import load_edit_config
 from ned_outlier.reconstruction.edit_basis import (
-    EditBasisConfig, EditGeometry, anchor_mouth, border_weights, corner_pull_basis, region_masks, region_weights,
-    remove_skull_motion, similarity_tangent, smoothing_edges, umbrella_smooth,
+    EditBasisConfig, EditGeometry, anchor_mouth, border_weights, corner_pull_basis, mirror_vertices, region_masks,
+    region_weights, remove_skull_motion, similarity_tangent, smoothing_edges, symmetrise, umbrella_smooth,
 )
 from ned_outlier.reconstruction.fit import FLIP
 from ned_outlier.reconstruction.mediapipe_au import MOUTH_AUS, mediapipe_au_model
@@ -23,6 +25,57 @@ def test_a_small_rigid_motion_is_removed_entirely():
     coefficients = np.array([1.0, -2.0, 0.5, 0.01, -0.02, 0.015, 0.03])  # translation, rotation, scale
     rigid = (similarity_tangent(model.mean) @ coefficients).reshape(-1, 3)
     np.testing.assert_allclose(remove_skull_motion(rigid, model.mean), 0.0, atol=1e-9)
+
+
+def test_a_horizontal_stretch_of_the_skull_is_removed_only_when_asked():
+    model, _ = mediapipe_au_model()
+    x = model.mean[:, 0]
+    stretch = np.zeros_like(model.mean)
+    stretch[:, 0] = 0.05 * (x - x.mean()) + 1.0  # 5 % wider, shifted by 1 unit
+    np.testing.assert_allclose(remove_skull_motion(stretch, model.mean, stretch=True), 0.0, atol=1e-9)
+    # a similarity cannot widen without also heightening: part of the stretch is left
+    assert np.abs(remove_skull_motion(stretch, model.mean)).max() > 1.0
+    assert similarity_tangent(model.mean, stretch=True).shape == (3 * len(model.mean), 8)
+    with pytest.raises(UserError, match="skull_stretch: unknown action unit 'AU99'"):
+        EditGeometry(load_au_model(), MOUTH_AUS, EditBasisConfig(skull_stretch=["AU99"]))
+
+
+def test_mirror_vertices_pair_each_point_with_its_reflection_in_the_midline():
+    # midline points at x = 2 (so the reflection is x -> 4 - x), the pairs listed out of order and 0.1 off
+    mean = np.array([[2.0, 0, 0], [0.0, 1, 0], [2.0, 1, 0], [3.1, 2, 0], [4.0, 1, 0], [1.0, 2, 0], [2.0, 3, 0]])
+    midline = (0, 2, 6)
+    np.testing.assert_array_equal(mirror_vertices(mean, midline), [0, 4, 2, 5, 1, 3, 6])
+
+
+def test_symmetrise_averages_each_move_with_its_mirror_images_and_keeps_a_symmetric_field():
+    mirror = np.array([1, 0, 2])  # vertices 0 and 1 mirror each other; 2 is on the midline
+    moves = np.array([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0], [0.5, 1.0, 0.0]])
+    # v0: ((1 - 3) / 2, (2 + 0) / 2, (0 + 1) / 2); v1 its mirror; v2 loses its sideways move
+    expected = np.array([[-1.0, 1.0, 0.5], [1.0, 1.0, 0.5], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(symmetrise(moves, mirror), expected)
+    np.testing.assert_allclose(symmetrise(expected, mirror), expected)
+
+
+def test_the_default_basis_is_symmetric_and_au09_no_longer_spreads_the_eyes():
+    """The PLS AU09 moved the eye corners apart (outer ones 7.2 units per unit, inner 4.9) and its halves differed by
+    up to 47 % of a vector's norm (SynthMEAD's frozen config, which keeps that basis); with the skull's stretch
+    removed and the halves averaged, each AU's left half mirrors its right and AU09's corners stay within 3 units."""
+    model = load_au_model()
+    mirror = mirror_vertices(model.mean)
+    np.testing.assert_array_equal(mirror[mirror], np.arange(len(mirror)))
+    assert (mirror[[33, 133, 61, 468]] == [263, 362, 291, 473]).all() and mirror[1] == 1
+
+    def asymmetry_and_au09_spread(config):
+        basis = EditGeometry(model, MOUTH_AUS, load_edit_config(config).edit_basis).basis
+        reflected = basis[:, mirror] * [-1.0, 1.0, 1.0]
+        asymmetry = np.linalg.norm(basis - reflected, axis=(1, 2)) / 2 / np.linalg.norm(basis, axis=(1, 2))
+        au09 = basis[model.au_names.index("AU09")]
+        return asymmetry.max(), au09[263, 0] - au09[33, 0], au09[362, 0] - au09[133, 0]
+
+    asymmetry, outer, inner = asymmetry_and_au09_spread(None)
+    assert asymmetry < 0.02 and abs(outer) < 3.0 and abs(inner) < 3.0
+    asymmetry, outer, inner = asymmetry_and_au09_spread(repo_path("configs/ned/synthmead_edit.yaml"))
+    assert asymmetry > 0.3 and outer > 6.0 and inner > 4.0
 
 
 def test_umbrella_smoothing_keeps_a_constant_field():
