@@ -89,7 +89,7 @@ class EditBasisConfig:
     jaw_name: str = "AU26"
     lip_reach: float = 0.12
     hold_lip_gap: float = 0.0
-    max_lip_closing: float = 0.6
+    max_lip_closing: float = 0.5
     open_lips: bool = False
     regions: dict = field(default_factory=dict)
     mouth_anchor: float = 0.0
