@@ -46,17 +46,16 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from ned_outlier.errors import UserError
 from ned_outlier.reconstruction.au_model import AUMeshModel
 from ned_outlier.reconstruction.fit import FLIP
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
-
 from ned_outlier.reconstruction.topology import (
     EYE_CONTOURS, INNER_LIP_RING, LIP_CORNERS, LIP_MIDLINE, LOWER_BROWS, LOWER_EYELIDS, LOWER_LID_LINES,
-    LOWER_LIP_EDGE, OUTER_LIPS, SKULL_MIDLINE, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval, lip_gap_weights,
-    mesh_edges,
+    LOWER_LIP_EDGE, OUTER_LIPS, SKULL_MIDLINE, SKULL_POINTS, SUBNASALE, UPPER_INNER_LIP, UPPER_LID_LINES, face_oval,
+    lip_gap_weights, mesh_edges,
 )
 
 REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes", "upper_lids")
@@ -66,9 +65,9 @@ REGIONS = ("upper", "lower", "above_mouth", "brows", "eyes", "upper_lids")
 class EditBasisConfig:
     """smoothing_iterations / smoothing_rate: umbrella smoothing of each displacement over the mesh (0 = off);
     smooth_across_eyes: also along the edges that bridge an eye opening (before 2026-12-07; SynthMEAD's frozen
-    config keeps it). skull_stretch: the AUs whose skull points' horizontal stretch is removed too (`remove_skull_motion`);
-    symmetric: average each displacement with its mirror image (both since 2026-12-07; SynthMEAD's frozen config
-    has neither).
+    config keeps it). skull_stretch: the AUs whose skull points' horizontal stretch is removed too
+    (`remove_skull_motion`); symmetric: average each displacement with its mirror image (both since 2026-12-07;
+    SynthMEAD's frozen config has neither).
     border_fade: width of the band inside the face outline over which expression displacements fade in, as a
     fraction of the face width (0 = no fade); jaw_name: the AU exempt from it. lip_reach: how far beyond the lips
     (fraction of the face width) the lip-gap compensation reaches. hold_lip_gap: fraction of each expression AU's
