@@ -15,8 +15,8 @@ each basis vector:
    face's AUs, whose moves lie far from the skull points: there the stretch fitted on them, carried down to the
    mouth, narrowed it (AU15's corners 2.9 units closer per unit);
    with `symmetric`, each displacement is then averaged with its mirror image (the EMFACS AUs here are bilateral,
-   and after the steps here without it the left and right halves of a vector differ by up to 47 % of its norm: the
-   fit's AU09 also slid the right eye sideways while the left stayed);
+   and in the basis built without it, SynthMEAD's frozen one, a vector's halves differ by up to 47 % of its norm:
+   the fit's AU09 also slid the right eye sideways while the left stayed);
 2. smooth the result over the mesh (a few umbrella-operator iterations on the tessellation), which removes
    vertex-to-vertex ripples of the PLS fit while keeping the broad motion of each AU. Edges bridging the mouth
    opening are left out (averaging across it would close an opening jaw), and those bridging an eye (they carried
