@@ -308,11 +308,11 @@ class EditGeometry:
         edges = smoothing_edges(config.smooth_across_eyes)
         masks = region_masks(model.au_names, model.mean, config.regions)
         mirror = mirror_vertices(model.mean) if config.symmetric else None
+        try:
+            stretched = set(model.index(list(config.skull_stretch)))
+        except UserError as error:
+            raise UserError(f"edit_basis.skull_stretch: {error}") from None
         cleaned = []
-        unknown = [name for name in config.skull_stretch if name not in model.au_names]
-        if unknown:
-            raise UserError(f"edit_basis.skull_stretch: unknown action unit {unknown[0]!r}")
-        stretched = model.index(list(config.skull_stretch))
         for index, (vector, mask) in enumerate(zip(model.basis, masks)):
             vector = remove_skull_motion(vector, model.mean, stretch=index in stretched)
             if mirror is not None:
