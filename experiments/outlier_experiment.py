@@ -703,8 +703,9 @@ def finished_runs(path: str | Path | None, fingerprint: str, arm_fingerprints: d
     earlier = json.loads(Path(path).read_text(encoding="utf-8"))
     if earlier.get("fingerprint") != fingerprint:
         if keep:
-            raise UserError(f"{path} holds the runs of another setting (data or configs differ): give this one its "
-                            "own file (--set summary_file=PATH, or null for none) or remove that one")
+            raise UserError(f"{path} holds the runs of another setting (data or configs differ; SynthMEAD's clip "
+                            "bytes also differ on a CPU whose float paths differ, docs/ned.md): --report prints its "
+                            "table; give this one its own file (--set summary_file=PATH, or null for none)")
         LOG.warning("%s holds runs of another setting (data or configs differ): not reused", path)
         return empty
     kept = {**empty, "scorers": dict(earlier.get("scorers") or {})}
