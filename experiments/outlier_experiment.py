@@ -454,7 +454,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     tables = arm_tables(config, out, truths)
     fingerprint = experiment_fingerprint(config)
     results: dict = {"config": asdict(config), "train_actors": list(train_actors), "fingerprint": fingerprint,
-                     **{part: {} for part in RUN_PARTS}}
+                     "setting_fingerprint": setting_fingerprint(config), **{part: {} for part in RUN_PARTS}}
     previous = out / "results.json"
     finished_runs(config.summary_file, fingerprint, {}, keep=True)  # a summary of another setting stops it at once
     # the scorers of this run's arms measured (again); the others' detection as the earlier files have it
@@ -651,13 +651,80 @@ def experiment_fingerprint(config: ExperimentConfig) -> str:
     for clip in sorted(root.rglob("*.mp4")):
         digest.update(clip.relative_to(root).as_posix().encode())
         digest.update(hashlib.sha256(clip.read_bytes()).digest())
-    for path in (root / "truth.csv", repo_path(config.training_config),
-                 repo_path(config.synthmead_config), repo_path(config.reconstruct_config)):
-        digest.update(path.read_bytes())
+    for part in _setting_parts(config):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def setting_fingerprint(config: ExperimentConfig) -> str:
+    """sha256 of experiment_fingerprint's parts less SynthMEAD's clip bytes, plus the edit config SynthMEAD draws
+    with: what one setting is on every machine. The same configs make other clip bytes on a CPU whose float paths
+    differ (oneDNN's instruction set alone changed 70 of 84 clips of a small set, docs/ned.md), so a summary of this
+    setting with another experiment_fingerprint was made from the same configs on another machine, or with another
+    drawing of the frames (local_summary)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in _setting_parts(config):
+        digest.update(part)
+    digest.update(repo_path(load_synth_config(repo_path(config.synthmead_config)).edit_config).read_bytes())
+    return digest.hexdigest()
+
+
+def _setting_parts(config: ExperimentConfig) -> list[bytes]:
+    """truth.csv, the training, SynthMEAD and reconstruction configs and the experiment's own settings, as bytes."""
+    parts = [path.read_bytes() for path in (Path(config.data) / "truth.csv", repo_path(config.training_config),
+                                            repo_path(config.synthmead_config), repo_path(config.reconstruct_config))]
     settings = (config.test_actors, config.emotions, config.render_clips, config.judge_relative, config.judge_hidden,
                 config.training_overrides)
-    digest.update(repr(settings).encode())
-    return digest.hexdigest()
+    return [*parts, repr(settings).encode()]
+
+
+def local_summary(config: ExperimentConfig) -> tuple[ExperimentConfig, Path | None]:
+    """Where this machine's runs of `config` go, and the summary they are to be compared with. `config` and None
+    where its summary_file is missing or holds runs of this very experiment_fingerprint; where it holds this
+    setting's runs made from other clip bytes (setting_fingerprint the same, experiment_fingerprint not), `config`
+    with summary_file OUTPUT_DIR/summary.json (the committed file is never overwritten) and that file's path; a
+    UserError where it holds another setting's. Needs SynthMEAD made (prepare_inputs)."""
+    if not config.summary_file or not Path(config.summary_file).is_file():
+        return config, None
+    committed = Path(config.summary_file)
+    earlier = json.loads(committed.read_text(encoding="utf-8"))
+    if earlier.get("fingerprint") == experiment_fingerprint(config):
+        return config, None
+    if earlier.get("setting_fingerprint") != setting_fingerprint(config):
+        raise UserError(f"{committed} holds the runs of another setting (its configs or truth.csv differ): "
+                        "--report prints its table; give this one its own file (--set summary_file=PATH, or null "
+                        "for none)")
+    here = Path(config.output_dir) / "summary.json"
+    LOG.warning("%s holds this setting's runs made from other SynthMEAD clip bytes (the same configs on a CPU whose "
+                "float paths differ, docs/ned.md, or another drawing of its frames): they are not reused; this "
+                "machine's runs go to %s and are compared with them at the end", committed, here)
+    return replace(config, summary_file=str(here)), committed
+
+
+def summary_comparison(results: dict, reference: str | Path) -> str:
+    """A Markdown table of each arm's target accuracy and paired code error here (results' summary) beside the
+    summary at `reference` (committed_summary's file, made from other clip bytes): mean ± sd over each side's seeds,
+    and here minus there; then both judges' accuracy on clean held-out windows."""
+    there = json.loads(Path(reference).read_text(encoding="utf-8"))
+    lines = [f"Against {reference} (this setting, made from other SynthMEAD clip bytes):", "",
+             "| arm | seeds here / there | target accuracy here | there | here - there | paired code error here "
+             "| there | here - there |", "|---" * 8 + "|"]
+    for arm, measures in results["summary"].items():
+        if arm not in there.get("arms", {}):
+            continue
+        theirs, cells = there["arms"][arm], []
+        for key in ("code_judge_target_accuracy", "code_error"):
+            mine = measures[key]
+            cells += [f"{mine['mean']:.3f} ± {mine['std']:.3f}",
+                      f"{theirs[key + '_mean']:.3f} ± {theirs[key + '_sd']:.3f}",
+                      f"{mine['mean'] - theirs[key + '_mean']:+.3f}"]
+        lines.append(f"| {arm_name(arm)} | {len(measures['code_judge_target_accuracy']['values'])} / "
+                     f"{theirs['seeds']} | " + " | ".join(cells) + " |")
+    lines += ["", f"code judge accuracy on clean test windows here {results['code_judge']['test_accuracy']:.3f}, "
+              f"there {there['code_judge']['test_accuracy']:.3f}."]
+    return "\n".join(lines)
 
 
 def derived_inputs_fingerprint(judge, *codes: np.ndarray) -> str:
@@ -759,7 +826,8 @@ def committed_summary(results: dict) -> dict:
     paired = {arm: {f"{measure}_minus_plain_{stat}": values[key] for measure, values in measures.items()
                     for stat, key in (("mean", "mean"), ("sd", "std"))}
               for arm, measures in paired_differences(results["runs"]).items()}
-    return {"fingerprint": results["fingerprint"], "arms": arms, "paired_vs_plain": paired,
+    return {"fingerprint": results["fingerprint"], "setting_fingerprint": results.get("setting_fingerprint"),
+            "arms": arms, "paired_vs_plain": paired,
             "code_judge": results["code_judge"], "scorers": results.get("scorers") or None,
             "code_spread": results.get("code_spread"), "code_directions": results.get("code_directions"),
             "runs": results["runs"], "curves": results["curves"],

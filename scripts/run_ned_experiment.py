@@ -3,7 +3,8 @@
 weights lambda (same seeds, three each), judged on held-out identities, plus how well lambda finds the outliers
 SynthMEAD injected. Prints the README's table and writes OUTPUT_DIR/results.json (an interrupted run resumes) and
 the small summary kept in git, docs/results/ned_lambda.json (its finished runs are skipped in a later session, on
-the same data and configs).
+the same data and configs; where the same configs make other SynthMEAD clip bytes, on a CPU whose float paths
+differ, the runs are made again into OUTPUT_DIR/summary.json and compared with it).
 
     python scripts/run_ned_experiment.py --jobs 2              # configs/ned/experiment.yaml: everything, hours;
                                                                # two runs at once (one thread each)
@@ -65,8 +66,9 @@ def parse_args(argv):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from experiments.outlier_experiment import (latent_spread, load_experiment_config, prepare_inputs,
-                                                run_experiment, run_in_parallel, summary_table, table)
+    from experiments.outlier_experiment import (latent_spread, load_experiment_config, local_summary,
+                                                prepare_inputs, run_experiment, run_in_parallel, summary_comparison,
+                                                summary_table, table)
 
     config = load_experiment_config(args.config, args.overrides)
     if args.report:
@@ -94,11 +96,14 @@ def main(argv=None) -> None:
     with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
         for folder in prepare_inputs(config, progress=not args.quiet):
             print(f"wrote {folder}")
+        config, reference = local_summary(config)  # the committed runs, made from other clip bytes: compared below
         if args.jobs > 1:
             results = run_in_parallel(config, args.jobs, threads, progress=not args.quiet)
         else:
             results = run_experiment(config, progress=not args.quiet)
     print(table(results))
+    if reference is not None:
+        print(summary_comparison(results, reference))
     print(f"({time.perf_counter() - start:.0f} s; wrote {Path(config.output_dir) / 'results.json'})")
 
 

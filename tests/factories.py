@@ -76,6 +76,25 @@ REPO = Path(__file__).resolve().parent.parent
 DDP_TIMEOUT_S = 900
 
 
+def experiment_setting(folder: Path) -> dict[str, str]:
+    """A tiny setting of the outlier experiment in `folder`: a SynthMEAD of one clip (bytes b"frames", at the path
+    `experiment_clip` gives) and truth.csv, a training config and a SynthMEAD config drawing with its own edit config
+    (edit.yaml). Returns ExperimentConfig's keys data, training_config and synthmead_config."""
+    (folder / "truth.csv").write_text("path,actor\n")
+    (folder / "training.yaml").write_text("train: {epochs: 8}\n")
+    (folder / "edit.yaml").write_text("renderer: warp\n")
+    (folder / "synthmead.yaml").write_text(f"sources: {{a: {{media: a.jpg}}}}\nedit_config: {folder / 'edit.yaml'}\n")
+    experiment_clip(folder).parent.mkdir(parents=True, exist_ok=True)
+    experiment_clip(folder).write_bytes(b"frames")
+    return {"data": str(folder), "training_config": str(folder / "training.yaml"),
+            "synthmead_config": str(folder / "synthmead.yaml")}
+
+
+def experiment_clip(folder: Path) -> Path:
+    """The one clip of experiment_setting(folder)."""
+    return folder / "S001" / "video" / "front" / "sad" / "level_1" / "001.mp4"
+
+
 def launch_two_cpu_processes(script: str, *arguments) -> subprocess.CompletedProcess:
     """`accelerate launch` of scripts/<script> with two gloo ranks on the CPU (ACCELERATE_USE_CPU=1 with --multi_gpu:
     `--cpu --num_processes 2` would run one process); the finished process, its return code asserted 0. Each run

@@ -13,6 +13,7 @@ from ned_outlier.data.synthmead import ClipTruth, outlier_detection
 from ned_outlier.errors import UserError
 from experiments.code_classifier import train_code_classifier
 from experiments.outlier_experiment import pearson_rows, summarise_runs, table
+from factories import experiment_clip, experiment_setting
 
 
 def truth(path, actor, kind, label="happy"):
@@ -309,6 +310,40 @@ def test_runs_are_reused_only_for_the_same_setting_and_the_summary_is_never_over
     assert set(finished_runs(saved, fingerprint, {"mean_fer": "c"})["runs"]) == {"none/seed0"}  # another table
     with pytest.raises(UserError, match="mean_fer/seed0 was made with another lambda table, reconstruction or judge"):
         finished_runs(saved, fingerprint, {"mean_fer": "c"}, keep=True)
+
+
+def test_a_summary_of_this_setting_from_other_clip_bytes_is_compared_with_not_overwritten(tmp_path, caplog):
+    from experiments.outlier_experiment import (ExperimentConfig, experiment_fingerprint, local_summary,
+                                                setting_fingerprint, summarise_runs, summary_comparison)
+
+    committed = tmp_path / "committed.json"
+    config = ExperimentConfig(**experiment_setting(tmp_path), output_dir=str(tmp_path / "out"),
+                              summary_file=str(committed), arms=("none",))
+    setting, fingerprint = setting_fingerprint(config), experiment_fingerprint(config)
+    assert local_summary(config) == (config, None)  # no summary yet: it is written where the config says
+    committed.write_text(json.dumps({"fingerprint": fingerprint, "setting_fingerprint": setting}))
+    assert local_summary(config) == (config, None)  # this very data: resumed in place
+
+    experiment_clip(tmp_path).write_bytes(b"framez")  # the same configs, other bytes (another CPU's float paths)
+    assert setting_fingerprint(config) == setting and experiment_fingerprint(config) != fingerprint
+    here, reference = local_summary(config)
+    assert (here.summary_file, reference) == (str(tmp_path / "out" / "summary.json"), committed)
+    assert replace(here, summary_file=config.summary_file) == config and "not reused" in caplog.text
+    (tmp_path / "edit.yaml").write_text("renderer: flame\n")  # the edit config SynthMEAD draws with is the setting's
+    assert setting_fingerprint(config) != setting
+    with pytest.raises(UserError, match="holds the runs of another setting"):
+        local_summary(config)
+
+    committed.write_text(json.dumps({
+        "arms": {"none": {"code_judge_target_accuracy_mean": 0.70, "code_judge_target_accuracy_sd": 0.03,
+                          "code_error_mean": 0.76, "code_error_sd": 0.01, "seeds": 3}},
+        "code_judge": {"test_accuracy": 0.78}}))
+    runs = {f"none/seed{seed}": {"code_judge_target_accuracy": accuracy, "code_error": 0.75}
+            for seed, accuracy in ((0, 0.72), (1, 0.74))}
+    text = summary_comparison({"summary": summarise_runs(runs), "code_judge": {"test_accuracy": 0.79}}, committed)
+    assert "| NED (no lambda) | 2 / 3 | 0.730 ± 0.010 | 0.700 ± 0.030 | +0.030 | 0.750 ± 0.000 | 0.760 ± 0.010 " \
+           "| -0.010 |" in text
+    assert "here 0.790, there 0.780" in text
 
 
 def test_runs_pair_only_with_runs_made_from_the_same_reconstructions_and_judge():

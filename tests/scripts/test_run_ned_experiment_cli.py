@@ -6,6 +6,7 @@ import json
 import pytest
 
 from cli_checks import assert_one_line_error, load_script, run, run_with_output
+from factories import experiment_setting
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +44,32 @@ def test_latent_spread_needs_draws_and_finished_runs(script, tmp_path, capfd):
     assert_one_line_error(code, err, "--latent-spread must be at least 1, got 0")
     code, err = run(script, capfd, "--latent-spread", "8", "--set", f"output_dir={tmp_path / 'empty'}")
     assert_one_line_error(code, err, "results.json is missing: the experiment has no finished runs there")
+
+
+def test_a_summary_made_from_other_clip_bytes_is_left_alone_and_compared_with(script, tmp_path, capfd, monkeypatch):
+    import experiments.outlier_experiment as experiment
+
+    setting = experiment_setting(tmp_path)
+    overrides = [f"{key}={value}" for key, value in setting.items()]
+    config = experiment.load_experiment_config(script.DEFAULT_CONFIG, overrides)
+    committed = tmp_path / "ned_lambda.json"
+    committed.write_text(json.dumps({
+        "fingerprint": "of other bytes", "setting_fingerprint": experiment.setting_fingerprint(config),
+        "arms": {"none": {"code_judge_target_accuracy_mean": 0.70, "code_judge_target_accuracy_sd": 0.03,
+                          "code_error_mean": 0.76, "code_error_sd": 0.01, "seeds": 3}},
+        "code_judge": {"test_accuracy": 0.78}}))
+    before, trained = committed.read_text(), []
+
+    def run_experiment(config, progress=True):  # the runs of this machine, without training
+        trained.append(config.summary_file)
+        runs = {"none/seed0": {"code_judge_target_accuracy": 0.72, "code_error": 0.75}}
+        return {"summary": experiment.summarise_runs(runs), "runs": runs, "code_judge": {"test_accuracy": 0.79}}
+
+    monkeypatch.setattr(experiment, "prepare_inputs", lambda config, progress=True: [])
+    monkeypatch.setattr(experiment, "run_experiment", run_experiment)
+    argv = [arg for override in overrides for arg in ("--set", override)]
+    code, out, err = run_with_output(script, capfd, *argv, "--set", f"summary_file={committed}", "--set",
+                                     f"output_dir={tmp_path / 'out'}", "--set", "arms=[none]", "--quiet")
+    assert code == 0, err
+    assert trained == [str(tmp_path / "out" / "summary.json")] and committed.read_text() == before
+    assert "| NED (no lambda) | 1 / 3 | 0.720 ± 0.000 | 0.700 ± 0.030 | +0.020 |" in out
