@@ -4,9 +4,10 @@ identities.
     result = run_experiment(load_experiment_config("configs/ned/experiment.yaml"))
 
 Steps (each result kept in output_dir, so an interrupted run resumes):
-0. `prepare_inputs`: SynthMEAD (scripts/make_synthmead.py's build, from `synthmead_config`) and each scorer's lambda
-   table (scripts/score_outliers.py's scoring, from its `scoring_config`; for caption-CLIP, trained here, its
-   emotion set and training first), each made only where it is missing.
+0. `prepare_synthmead` and `prepare_scorers`: SynthMEAD (scripts/make_synthmead.py's build, from
+   `synthmead_config`) and each scorer's lambda table (scripts/score_outliers.py's scoring, from its
+   `scoring_config`; for caption-CLIP, trained here, its emotion set and training first), each made only where it is
+   missing.
 1. Each scorer's detection of the injected outliers: precision and recall of "lambda < 1" against truth.csv's window
    truth (SynthMEAD's ambiguous and wrongly labelled clips, and neutral onset/offset windows), over the training
    actors' emotional windows.
@@ -84,7 +85,7 @@ DEFAULT_SCORERS = {"fer": {"lambdas": "out/synthmead_lambda/windows.csv",
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """data / params_cache: SynthMEAD and its reconstructions; synthmead_config: how `prepare_inputs` makes data
+    """data / params_cache: SynthMEAD and its reconstructions; synthmead_config: how `prepare_synthmead` makes data
     when it is missing; scorers: name -> ScorerSpec's keys (a mapping: its lambda table and how it is made);
     training_config: the NED training YAML every arm uses (its data section is overridden here), with
     training_overrides (KEY=VALUE, as train_ned.py's --set) applied to it; judge_relative / judge_hidden: the code
@@ -160,21 +161,28 @@ def load_experiment_config(path: str | Path, overrides: list[str] | None = None)
     return load_config(path, ExperimentConfig, overrides)
 
 
-def prepare_inputs(config: ExperimentConfig, progress: bool = True) -> list[Path]:
-    """Make SynthMEAD in `data` unless its truth.csv is there, then each lambda table the arms use unless it is
-    there (as scripts/make_synthmead.py and scripts/score_outliers.py do), with its scorer's emotion set and model
-    first where the scorer is trained here and they are missing. Returns the folders written."""
+def prepare_synthmead(config: ExperimentConfig, progress: bool = True) -> list[Path]:
+    """Make SynthMEAD in `data` unless its truth.csv is there (as scripts/make_synthmead.py does, from
+    `synthmead_config`). Returns the folders written."""
     from ned_outlier.data.synthmead import build_synthmead
 
-    root, made = Path(config.data), []
-    if not (root / "truth.csv").is_file():
-        if root.is_dir() and any(root.iterdir()):
-            raise UserError(f"{root} has files but no truth.csv (an unfinished SynthMEAD?): remove it and run again, "
-                            "or point `data` at a finished set")
-        build_synthmead(load_synth_config(repo_path(config.synthmead_config)), root, progress)
-        made.append(root)
+    root = Path(config.data)
+    if (root / "truth.csv").is_file():
+        return []
+    if root.is_dir() and any(root.iterdir()):
+        raise UserError(f"{root} has files but no truth.csv (an unfinished SynthMEAD?): remove it and run again, "
+                        "or point `data` at a finished set")
+    build_synthmead(load_synth_config(repo_path(config.synthmead_config)), root, progress)
+    return [root]
+
+
+def prepare_scorers(config: ExperimentConfig, progress: bool = True) -> list[Path]:
+    """Make each lambda table the arms use unless it is there (as scripts/score_outliers.py does), with its scorer's
+    emotion set and model first where the scorer is trained here and they are missing; after prepare_synthmead.
+    Returns the folders written."""
+    made = []
     for name in config.scorers_used:
-        made += _prepare_scorer(name, config.scorer(name), root, progress)
+        made += _prepare_scorer(name, config.scorer(name), Path(config.data), progress)
     return made
 
 
@@ -685,7 +693,8 @@ def local_summary(config: ExperimentConfig) -> tuple[ExperimentConfig, Path | No
     where its summary_file is missing or holds runs of this very experiment_fingerprint; where it holds this
     setting's runs made from other clip bytes (setting_fingerprint the same, experiment_fingerprint not), `config`
     with summary_file OUTPUT_DIR/summary.json (the committed file is never overwritten) and that file's path; a
-    UserError where it holds another setting's. Needs SynthMEAD made (prepare_inputs)."""
+    UserError where it holds another setting's. Needs SynthMEAD made (prepare_synthmead), not its lambda tables,
+    so that a summary of another setting stops the experiment before the scorers' hours."""
     if not config.summary_file or not Path(config.summary_file).is_file():
         return config, None
     committed = Path(config.summary_file)

@@ -67,8 +67,8 @@ def parse_args(argv):
 def main(argv=None) -> None:
     args = parse_args(argv)
     from experiments.outlier_experiment import (latent_spread, load_experiment_config, local_summary,
-                                                prepare_inputs, run_experiment, run_in_parallel, summary_comparison,
-                                                summary_table, table)
+                                                prepare_scorers, prepare_synthmead, run_experiment, run_in_parallel,
+                                                summary_comparison, summary_table, table)
 
     config = load_experiment_config(args.config, args.overrides)
     if args.report:
@@ -94,9 +94,10 @@ def main(argv=None) -> None:
     # A photo's cut-out may show a neighbour's face too; SynthMEAD checks that the centre face is the one fitted and
     # its clips are reconstructed as the first face, so the reconstructor's notes about other faces are expected.
     with logger_level("ned_outlier.reconstruction.reconstructor", logging.WARNING):
-        for folder in prepare_inputs(config, progress=not args.quiet):
-            print(f"wrote {folder}")
+        made = prepare_synthmead(config, progress=not args.quiet)
         config, reference = local_summary(config)  # the committed runs, made from other clip bytes: compared below
+        for folder in made + prepare_scorers(config, progress=not args.quiet):
+            print(f"wrote {folder}")
         if args.jobs > 1:
             results = run_in_parallel(config, args.jobs, threads, progress=not args.quiet)
         else:

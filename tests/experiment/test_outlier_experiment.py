@@ -116,15 +116,15 @@ def fer_at(lambdas) -> dict:
     return {"fer": {"lambdas": str(lambdas), "scoring_config": "configs/ned/score_outliers.yaml"}}
 
 
-def test_prepare_inputs_refuses_a_folder_that_is_not_synthmead(tmp_path):
+def test_prepare_synthmead_refuses_a_folder_that_is_not_synthmead(tmp_path):
     from ned_outlier.errors import UserError
-    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
+    from experiments.outlier_experiment import ExperimentConfig, prepare_synthmead
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("not a SynthMEAD set")
     config = ExperimentConfig(data=str(tmp_path / "data"), scorers=fer_at(tmp_path / "lambda" / "windows.csv"))
     with pytest.raises(UserError, match="no truth.csv"):
-        prepare_inputs(config, progress=False)
+        prepare_synthmead(config, progress=False)
 
 
 def tiny_synthmead_config(folder):
@@ -136,14 +136,15 @@ def tiny_synthmead_config(folder):
 
 
 @pytest.mark.slow
-def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
+def test_prepare_makes_synthmead_and_its_lambdas_once(tmp_path):
     import csv
 
-    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
+    from experiments.outlier_experiment import ExperimentConfig, prepare_scorers, prepare_synthmead
 
     config = ExperimentConfig(data=str(tmp_path / "data"), scorers=fer_at(tmp_path / "lambda" / "windows.csv"),
                               synthmead_config=str(tiny_synthmead_config(tmp_path)), arms=("lambda_fer",))
-    assert prepare_inputs(config, progress=False) == [tmp_path / "data", tmp_path / "lambda"]
+    assert prepare_synthmead(config, progress=False) == [tmp_path / "data"]
+    assert prepare_scorers(config, progress=False) == [tmp_path / "lambda"]
     with open(tmp_path / "data" / "truth.csv") as handle:
         clips = {row["path"] for row in csv.DictReader(handle)}
     with open(tmp_path / "lambda" / "windows.csv") as handle:
@@ -151,7 +152,7 @@ def test_prepare_inputs_makes_synthmead_and_its_lambdas_once(tmp_path):
     assert len(clips) == 2 and {w["path"] for w in windows} == clips
     assert len(windows) == 2 * (12 - 10 + 1)  # every 10-frame window of both clips, hop 1
     assert all(0 < float(w["lambda"]) <= 1 for w in windows)
-    assert prepare_inputs(config, progress=False) == []  # both exist now: nothing is remade
+    assert prepare_synthmead(config, progress=False) + prepare_scorers(config, progress=False) == []  # both exist
 
 
 def test_paired_code_error_by_hand():
@@ -493,7 +494,7 @@ def test_a_scorer_made_here_is_trained_on_its_emotion_set_before_it_scores(tmp_p
     """caption-CLIP's path in the experiment (emotion set, training, scoring), with a small CNN in its place."""
     import csv
 
-    from experiments.outlier_experiment import ExperimentConfig, prepare_inputs
+    from experiments.outlier_experiment import ExperimentConfig, prepare_scorers, prepare_synthmead
 
     (tmp_path / "set.yaml").write_text(
         "seed: 0\nemotions: [neutral, happy]\nintensities: [1.0]\ntest_identities: [astronaut]\n"
@@ -514,18 +515,19 @@ def test_a_scorer_made_here_is_trained_on_its_emotion_set_before_it_scores(tmp_p
             "training_config": str(tmp_path / "train.yaml")}
     config = ExperimentConfig(data=str(tmp_path / "data"), scorers={"mine": spec}, arms=("mean_mine",),
                               synthmead_config=str(tiny_synthmead_config(tmp_path)))
-    assert prepare_inputs(config, progress=False) == [tmp_path / "data", faces, scorer, tmp_path / "lambda"]
+    assert prepare_synthmead(config, progress=False) == [tmp_path / "data"]
+    assert prepare_scorers(config, progress=False) == [faces, scorer, tmp_path / "lambda"]
     assert (faces / "manifest.csv").is_file() and (scorer / "model.safetensors").is_file()
     with open(tmp_path / "lambda" / "windows.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 2 * (12 - 10 + 1)
-    assert prepare_inputs(config, progress=False) == []
+    assert prepare_scorers(config, progress=False) == []
     (tmp_path / "lambda" / "windows.csv").unlink()  # a table made again reuses the trained scorer
-    assert prepare_inputs(config, progress=False) == [tmp_path / "lambda"]
+    assert prepare_scorers(config, progress=False) == [tmp_path / "lambda"]
     untrained = {**spec, "training_config": None}
     (tmp_path / "lambda" / "windows.csv").unlink()
     (scorer / "model.safetensors").unlink()
     with pytest.raises(UserError, match="model.safetensors .*'s pretrained. is missing and scorers.mine names no"):
-        prepare_inputs(replace(config, scorers={"mine": untrained}), progress=False)
+        prepare_scorers(replace(config, scorers={"mine": untrained}), progress=False)
 
 
 def test_run_keys_read_back_as_their_arm_and_seed():

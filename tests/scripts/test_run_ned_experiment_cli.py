@@ -65,11 +65,19 @@ def test_a_summary_made_from_other_clip_bytes_is_left_alone_and_compared_with(sc
         runs = {"none/seed0": {"code_judge_target_accuracy": 0.72, "code_error": 0.75}}
         return {"summary": experiment.summarise_runs(runs), "runs": runs, "code_judge": {"test_accuracy": 0.79}}
 
-    monkeypatch.setattr(experiment, "prepare_inputs", lambda config, progress=True: [])
+    made = []  # the summary_file each input step saw: the committed one is checked before the scorers' hours
+
+    def prepare(config, progress=True):
+        made.append(config.summary_file)
+        return []
+
+    monkeypatch.setattr(experiment, "prepare_synthmead", prepare)
+    monkeypatch.setattr(experiment, "prepare_scorers", prepare)
     monkeypatch.setattr(experiment, "run_experiment", run_experiment)
     argv = [arg for override in overrides for arg in ("--set", override)]
     code, out, err = run_with_output(script, capfd, *argv, "--set", f"summary_file={committed}", "--set",
                                      f"output_dir={tmp_path / 'out'}", "--set", "arms=[none]", "--quiet")
     assert code == 0, err
     assert trained == [str(tmp_path / "out" / "summary.json")] and committed.read_text() == before
+    assert made == [str(committed), str(tmp_path / "out" / "summary.json")]
     assert "| NED (no lambda) | 1 / 3 | 0.720 ± 0.000 | 0.700 ± 0.030 | +0.020 |" in out
